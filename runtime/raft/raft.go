@@ -358,6 +358,7 @@ func (r *Raft) becomeLeader() {
 	// A NoOp of the new term lets the leader commit, and so learn the
 	// commit index, without waiting for a client (§5.4.2, §6.4).
 	r.appendEntries(Entry{Type: EntryNoOp, Timestamp: r.now()})
+	r.appendPending = true
 }
 
 // syncProgress gives the leader a Progress for every member of the current
@@ -642,7 +643,6 @@ func (r *Raft) stepCandidate(m Message) {
 				r.campaign(true)
 			} else {
 				r.becomeLeader()
-				r.bcastAppend()
 			}
 		case voteLost:
 			r.becomeFollower(r.term, 0)
