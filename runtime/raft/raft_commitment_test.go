@@ -81,4 +81,3 @@ func TestCommitment_CurrentTermCommitCarriesEarlierEntries(t *testing.T) {
 		assert.Equal(t, []string{"a"}, c.appliedData(id), "member %d", id)
 	}
 }
-
