@@ -146,7 +146,28 @@ type Status struct {
 	Progress map[uint64]Progress
 }
 
-// Status returns the core's current state.
+// Term returns the current term.
+func (r *Raft) Term() uint64 { return r.term }
+
+// BasicStatus returns the core's state without the per-member progress,
+// which is cheap enough to take after every Ready.
+func (r *Raft) BasicStatus() Status {
+	return Status{
+		ID:             r.id,
+		Group:          r.cfg.Group,
+		HardState:      r.hardState(),
+		SoftState:      r.softState(),
+		Applied:        r.log.applied,
+		LastIndex:      r.log.lastIndex(),
+		FirstIndex:     r.log.firstIndex(),
+		Config:         r.config().Clone(),
+		LeadTransferee: r.leadTransferee,
+		LeaseValid:     r.leaseValid(),
+	}
+}
+
+// Status returns the core's current state, with a copy of each member's
+// progress on the leader.
 func (r *Raft) Status() Status {
 	s := Status{
 		ID:             r.id,

@@ -99,7 +99,7 @@ type Configuration struct {
 }
 
 // Member returns the member with the given ID.
-func (c *Configuration) Member(id uint64) (Member, bool) {
+func (c Configuration) Member(id uint64) (Member, bool) {
 	for _, m := range c.Members {
 		if m.ID == id {
 			return m, true
@@ -109,7 +109,7 @@ func (c *Configuration) Member(id uint64) (Member, bool) {
 }
 
 // Voters returns the IDs of the Active members.
-func (c *Configuration) Voters() []uint64 {
+func (c Configuration) Voters() []uint64 {
 	var ids []uint64
 	for _, m := range c.Members {
 		if m.Type == Active {
@@ -120,7 +120,7 @@ func (c *Configuration) Voters() []uint64 {
 }
 
 // IsVoter reports whether id is an Active member.
-func (c *Configuration) IsVoter(id uint64) bool {
+func (c Configuration) IsVoter(id uint64) bool {
 	m, ok := c.Member(id)
 	return ok && m.Type == Active
 }
