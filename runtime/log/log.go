@@ -1,0 +1,573 @@
+package log
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/copycat-go/copycat/runtime/raft"
+)
+
+// Log is the durable Raft log: stable.db for the hard state and compaction
+// point, and a sequence of segment files for the entries (see the package
+// documentation). It is safe for concurrent use; the driver is expected to
+// be its only writer.
+//
+// After a write fails part way (an I/O error, a full disk), the Log refuses
+// every further call with that error: its files may no longer match its
+// memory. Close it and Open the directory again, which recovers.
+type Log struct {
+	opts   Options
+	logger *slog.Logger
+
+	mu     sync.RWMutex
+	stable *stable
+	segs   []*segment // ascending, contiguous; only the last (the head) may be empty
+	cache  cache
+	hs     raft.HardState    // as given to the last Save; Commit may be ahead of the disk
+	saved  raft.HardState    // as last written to stable.db
+	meta   raft.SnapshotMeta // compaction point C
+	closed bool
+	failed error
+}
+
+// Open opens the log in opts.Dir, creating it if the directory holds no log,
+// and recovers from an interrupted write: a leftover temporary segment is
+// removed, and the steps a crash can cut short (a roll, a truncation across
+// segments, a compaction dropping segments) are finished, so the result is a
+// prefix of what was acknowledged. Damaged or foreign files are reported
+// with an error naming them, wrapping ErrCorrupt or ErrForeign.
+func Open(opts Options) (*Log, error) {
+	o := opts
+	o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	bo := *o.BoltOptions // ours to change: the caller's stays as given
+	bo.NoSync = o.NoSync
+	o.BoltOptions = &bo
+	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("log: open %s: %w", o.Dir, err)
+	}
+	firsts, err := scanDir(o.Dir, o.Logger)
+	if err != nil {
+		return nil, err
+	}
+	st, err := openStable(filepath.Join(o.Dir, stableFile), &o, len(firsts) == 0)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{opts: o, logger: o.Logger, stable: st, cache: cache{max: o.CacheSize}}
+	if err := l.load(firsts); err != nil {
+		l.closeFiles()
+		return nil, err
+	}
+	return l, nil
+}
+
+// scanDir lists the first indexes of the segments in dir, ascending, and
+// removes leftover temporary files of interrupted creations.
+func scanDir(dir string, logger *slog.Logger) ([]uint64, error) {
+	des, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("log: open %s: %w", dir, err)
+	}
+	var firsts []uint64
+	for _, de := range des {
+		name := de.Name()
+		if strings.HasSuffix(name, tmpSuffix) {
+			logger.Info("log: removing file left by an interrupted write", "file", filepath.Join(dir, name))
+			if err := os.Remove(filepath.Join(dir, name)); err != nil {
+				return nil, fmt.Errorf("log: open %s: %w", dir, err)
+			}
+			continue
+		}
+		if first, ok := parseSegmentName(name); ok {
+			firsts = append(firsts, first)
+		}
+	}
+	slices.Sort(firsts)
+	return firsts, nil
+}
+
+// load reads the stable state, opens and checks the segments, and finishes
+// whatever a crash interrupted.
+func (l *Log) load(firsts []uint64) error {
+	var err error
+	if l.hs, err = l.stable.hardState(); err != nil {
+		return err
+	}
+	l.saved = l.hs
+	if l.meta, err = l.stable.compaction(); err != nil {
+		return err
+	}
+	for _, first := range firsts {
+		s, err := openSegment(filepath.Join(l.opts.Dir, segmentName(first)), first, &l.opts, l.stable.id, l.stable.path)
+		if err != nil {
+			return err
+		}
+		l.segs = append(l.segs, s)
+	}
+	if err := l.checkSegments(); err != nil {
+		return err
+	}
+	return l.reconcile()
+}
+
+// checkSegments verifies that the segments fit together: each starts where
+// the previous one ends, only the head is empty, and terms never go down.
+func (l *Log) checkSegments() error {
+	var prevTerm uint64
+	for k, s := range l.segs {
+		if k > 0 && s.first != l.segs[k-1].last+1 {
+			return s.errorf("%w: starts at %d but the previous segment %s ends at %d", ErrCorrupt, s.first, l.segs[k-1].path, l.segs[k-1].last)
+		}
+		if s.empty() {
+			if k != len(l.segs)-1 {
+				return s.errorf("%w: empty segment before the head", ErrCorrupt)
+			}
+			continue
+		}
+		first, err := s.get(s.first)
+		if err != nil {
+			return err
+		}
+		last, err := s.get(s.last)
+		if err != nil {
+			return err
+		}
+		if last.Term < first.Term {
+			return s.errorf("%w: terms go down (%d to %d)", ErrCorrupt, first.Term, last.Term)
+		}
+		if first.Term < prevTerm {
+			return s.errorf("%w: terms go down (%d at the end of the previous segment %s, %d here)", ErrCorrupt, prevTerm, l.segs[k-1].path, first.Term)
+		}
+		prevTerm = last.Term
+	}
+	return nil
+}
+
+// reconcile makes the segments agree with the compaction point C: if the
+// log does not hold entry C with term meta.Term, every segment is removed,
+// highest first (a crash leaves a prefix, which the next reconcile removes
+// too); otherwise the segments wholly at or below C are removed, lowest
+// first (a crash leaves a suffix still covering C+1 on). Open and
+// SetCompaction both end with it, so a compaction interrupted after its
+// point was written is finished by the next Open.
+func (l *Log) reconcile() error {
+	if len(l.segs) == 0 {
+		return nil
+	}
+	c, head := l.meta.Index, l.segs[len(l.segs)-1]
+	discard := head.last <= c
+	if !discard && c >= l.segs[0].first {
+		t, err := l.storedTerm(c)
+		if err != nil {
+			return err
+		}
+		discard = t != l.meta.Term
+	}
+	if !discard && l.segs[0].first > c+1 {
+		return l.segs[0].errorf("%w: starts at %d, leaving a gap after the compaction point %d", ErrCorrupt, l.segs[0].first, c)
+	}
+	if discard {
+		l.cache.reset()
+		for len(l.segs) > 0 {
+			if err := l.removeSegment(len(l.segs) - 1); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	l.cache.dropBelow(c + 1)
+	for l.segs[0].last <= c {
+		if err := l.removeSegment(0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (l *Log) removeSegment(k int) error {
+	if err := fail("compact.remove"); err != nil {
+		return err
+	}
+	s := l.segs[k]
+	l.logger.Info("log: removing segment at or below the compaction point", "segment", s.path, "compaction", l.meta.Index)
+	l.segs = slices.Delete(l.segs, k, k+1)
+	return s.remove(l.opts.NoSync)
+}
+
+// usable reports why the Log cannot serve a call. Callers hold mu.
+func (l *Log) usable() error {
+	switch {
+	case l.closed:
+		return ErrClosed
+	case l.failed != nil:
+		return fmt.Errorf("log: unusable after a failed write, reopen it: %w", l.failed)
+	}
+	return nil
+}
+
+// fail records err, from a write that may have stopped part way.
+func (l *Log) fail(err error) error {
+	l.failed = err
+	return err
+}
+
+// Save implements Store. Crash ordering: the entries are written first
+// (truncation, then one StoreLogs transaction), then the hard state. Either
+// order would be safe since the driver sends messages depending on a term or
+// vote only after Save returns, which is after both are durable; entries
+// first has the advantage that the commit index on disk never points past
+// the entries on disk. A crash between the two leaves entries of a term the
+// hard state has not reached yet, which only makes this member's log look
+// more up to date to itself: it was never acknowledged, and Raft tolerates a
+// member losing unacknowledged state.
+//
+// The hard state is written (one fsync) only when Term or Vote changes; a
+// new Commit alone is kept in memory, written along with the next term or
+// vote change and on Close. Losing it in a crash is safe: commit is a hint
+// that the leader will repeat.
+func (l *Log) Save(hs raft.HardState, ents []raft.Entry) error {
+	if err := checkBatch(ents); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if len(ents) > 0 && ents[len(ents)-1].Index <= l.meta.Index {
+		ents = nil // all compacted already
+	}
+	if len(ents) > 0 && ents[0].Index <= l.meta.Index {
+		ents = ents[l.meta.Index+1-ents[0].Index:]
+	}
+	if len(ents) > 0 {
+		if last := l.lastIndex(); ents[0].Index > last+1 {
+			return fmt.Errorf("log: save entries from %d: gap after the last index %d", ents[0].Index, last)
+		}
+		prev := l.meta.Term
+		if ents[0].Index-1 > l.meta.Index {
+			t, err := l.storedTerm(ents[0].Index - 1)
+			if err != nil {
+				return err
+			}
+			prev = t
+		}
+		if ents[0].Term < prev {
+			return fmt.Errorf("log: save: entry %d has term %d below the previous %d", ents[0].Index, ents[0].Term, prev)
+		}
+		if err := l.write(ents); err != nil {
+			return l.fail(err)
+		}
+	}
+	if hs.IsEmpty() {
+		return nil
+	}
+	if hs.Term != l.saved.Term || hs.Vote != l.saved.Vote {
+		if err := fail("save.hardstate"); err != nil {
+			return l.fail(err)
+		}
+		if err := l.stable.setHardState(hs); err != nil {
+			return l.fail(err)
+		}
+		l.saved = hs
+	}
+	l.hs = hs
+	return nil
+}
+
+// checkBatch checks that ents are contiguous with non-decreasing terms.
+func checkBatch(ents []raft.Entry) error {
+	for k := range ents {
+		switch {
+		case ents[k].Index == 0:
+			return errors.New("log: save: entry with index 0")
+		case k > 0 && ents[k].Index != ents[k-1].Index+1:
+			return fmt.Errorf("log: save: entry %d follows entry %d", ents[k].Index, ents[k-1].Index)
+		case k > 0 && ents[k].Term < ents[k-1].Term:
+			return fmt.Errorf("log: save: entry %d has term %d below the previous %d", ents[k].Index, ents[k].Term, ents[k-1].Term)
+		}
+	}
+	return nil
+}
+
+// write truncates the log's suffix from ents[0].Index if it is there and
+// appends ents to the head segment, rolling to a new one if the head is full.
+func (l *Log) write(ents []raft.Entry) error {
+	idx := ents[0].Index
+	l.cache.truncateFrom(idx)
+	if err := l.truncate(idx); err != nil {
+		return err
+	}
+	head, err := l.head(idx)
+	if err != nil {
+		return err
+	}
+	if err := fail("append.store"); err != nil {
+		return err
+	}
+	if err := head.append(ents); err != nil {
+		return err
+	}
+	l.cache.append(ents)
+	return nil
+}
+
+// truncate removes the stored entries from idx on: whole segments starting
+// at or above idx go first, highest first, each removal made durable before
+// the next step, so a crash anywhere leaves a prefix of the log; then the
+// suffix of the segment that keeps a prefix goes, in one transaction.
+func (l *Log) truncate(idx uint64) error {
+	for len(l.segs) > 0 && l.segs[len(l.segs)-1].first >= idx {
+		if err := fail("truncate.remove"); err != nil {
+			return err
+		}
+		s := l.segs[len(l.segs)-1]
+		l.segs = l.segs[:len(l.segs)-1]
+		if err := s.remove(l.opts.NoSync); err != nil {
+			return err
+		}
+	}
+	if len(l.segs) == 0 {
+		return nil
+	}
+	if s := l.segs[len(l.segs)-1]; s.last >= idx {
+		if err := fail("truncate.delete-range"); err != nil {
+			return err
+		}
+		return s.truncateFrom(idx)
+	}
+	return nil
+}
+
+// head returns the segment that takes entries from idx: the head, unless it
+// is full, in which case a new segment is started at idx.
+func (l *Log) head(idx uint64) (*segment, error) {
+	if n := len(l.segs); n > 0 {
+		h := l.segs[n-1]
+		if h.last+1 != idx {
+			return nil, h.errorf("append at %d after entry %d (bug)", idx, h.last)
+		}
+		if h.empty() {
+			return h, nil
+		}
+		size, err := h.size()
+		if err != nil {
+			return nil, err
+		}
+		if size < l.opts.SegmentSize {
+			return h, nil
+		}
+	}
+	s, err := createSegment(l.opts.Dir, idx, &l.opts, l.stable.id)
+	if err != nil {
+		return nil, err
+	}
+	l.segs = append(l.segs, s)
+	return s, nil
+}
+
+// SetCompaction implements Store. The compaction point is written to
+// stable.db first (one fsync); only then are segments removed (see
+// reconcile), so a crash in between leaves segments that the next Open
+// removes. Segments that straddle C keep their entries at or below C on
+// disk, out of the core's view: log cleaning will rewrite them.
+func (l *Log) SetCompaction(meta raft.SnapshotMeta) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.usable(); err != nil {
+		return err
+	}
+	if meta.Index <= l.meta.Index {
+		return fmt.Errorf("log: compaction at %d is not above the current %d: %w", meta.Index, l.meta.Index, raft.ErrCompacted)
+	}
+	if err := fail("compact.meta"); err != nil {
+		return l.fail(err)
+	}
+	if err := l.stable.setCompaction(meta); err != nil {
+		return l.fail(err)
+	}
+	l.meta = cloneMeta(meta)
+	if err := l.reconcile(); err != nil {
+		return l.fail(err)
+	}
+	return nil
+}
+
+// Close implements Store: it writes a commit index newer than the one on
+// disk and closes the files.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	var err error
+	if l.failed == nil && l.hs != l.saved {
+		err = l.stable.setHardState(l.hs)
+	}
+	l.closed = true
+	return errors.Join(err, l.closeFiles())
+}
+
+func (l *Log) closeFiles() error {
+	var errs []error
+	for _, s := range l.segs {
+		errs = append(errs, s.close())
+	}
+	if err := l.stable.close(); err != nil {
+		errs = append(errs, fmt.Errorf("log: close %s: %w", l.stable.path, err))
+	}
+	return errors.Join(errs...)
+}
+
+// lastIndex is the last entry's index, or C if there is none above it.
+func (l *Log) lastIndex() uint64 {
+	if n := len(l.segs); n > 0 && l.segs[n-1].last > l.meta.Index {
+		return l.segs[n-1].last
+	}
+	return l.meta.Index
+}
+
+// segmentFor returns the segment holding entry i.
+func (l *Log) segmentFor(i uint64) (*segment, error) {
+	k := sort.Search(len(l.segs), func(k int) bool { return l.segs[k].first > i }) - 1
+	if k < 0 || i > l.segs[k].last {
+		return nil, fmt.Errorf("log: entry %d: %w", i, raft.ErrUnavailable)
+	}
+	return l.segs[k], nil
+}
+
+// entry returns stored entry i, from the cache if it is there.
+func (l *Log) entry(i uint64) (raft.Entry, error) {
+	if e, ok := l.cache.get(i); ok {
+		return e, nil
+	}
+	s, err := l.segmentFor(i)
+	if err != nil {
+		return raft.Entry{}, err
+	}
+	return s.get(i)
+}
+
+// storedTerm returns the term of stored entry i, ignoring the compaction point.
+func (l *Log) storedTerm(i uint64) (uint64, error) {
+	e, err := l.entry(i)
+	return e.Term, err
+}
+
+// InitialState implements raft.Storage.
+func (l *Log) InitialState() (raft.HardState, raft.SnapshotMeta, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if err := l.usable(); err != nil {
+		return raft.HardState{}, raft.SnapshotMeta{}, err
+	}
+	return l.hs, cloneMeta(l.meta), nil
+}
+
+// Entries implements raft.Storage.
+func (l *Log) Entries(lo, hi, maxSize uint64) ([]raft.Entry, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if err := l.usable(); err != nil {
+		return nil, err
+	}
+	if err := l.checkRange(lo, hi); err != nil {
+		return nil, err
+	}
+	if lo == hi {
+		return nil, nil
+	}
+	ents := make([]raft.Entry, 0, min(hi-lo, 256))
+	var size uint64
+	for i := lo; i < hi; i++ {
+		e, err := l.entry(i)
+		if err != nil {
+			return nil, err
+		}
+		// The same accounting as raft.MemoryStorage: len(Data)+32 per entry,
+		// at least one entry.
+		if size += uint64(len(e.Data)) + 32; len(ents) > 0 && size > maxSize {
+			break
+		}
+		ents = append(ents, e)
+	}
+	return ents, nil
+}
+
+func (l *Log) checkRange(lo, hi uint64) error {
+	switch last := l.lastIndex(); {
+	case lo > hi:
+		return fmt.Errorf("log: entries [%d, %d): inverted range", lo, hi)
+	case lo <= l.meta.Index:
+		return raft.ErrCompacted
+	case hi > last+1:
+		return fmt.Errorf("log: entries [%d, %d) beyond the last index %d: %w", lo, hi, last, raft.ErrUnavailable)
+	}
+	return nil
+}
+
+// Term implements raft.Storage.
+func (l *Log) Term(i uint64) (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if err := l.usable(); err != nil {
+		return 0, err
+	}
+	switch {
+	case i == l.meta.Index:
+		return l.meta.Term, nil
+	case i < l.meta.Index:
+		return 0, raft.ErrCompacted
+	case i > l.lastIndex():
+		return 0, raft.ErrUnavailable
+	}
+	return l.storedTerm(i)
+}
+
+// FirstIndex implements raft.Storage.
+func (l *Log) FirstIndex() (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if err := l.usable(); err != nil {
+		return 0, err
+	}
+	return l.meta.Index + 1, nil
+}
+
+// LastIndex implements raft.Storage.
+func (l *Log) LastIndex() (uint64, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if err := l.usable(); err != nil {
+		return 0, err
+	}
+	return l.lastIndex(), nil
+}
+
+// Snapshot implements raft.Storage. It carries the compaction point only;
+// the state at it moves out of band (the live entries and resource
+// snapshots, once cleaning exists), so Data is nil.
+func (l *Log) Snapshot() (raft.Snapshot, error) {
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if err := l.usable(); err != nil {
+		return raft.Snapshot{}, err
+	}
+	return raft.Snapshot{Meta: cloneMeta(l.meta)}, nil
+}
+
+func cloneMeta(m raft.SnapshotMeta) raft.SnapshotMeta {
+	m.Config = m.Config.Clone()
+	return m
+}
