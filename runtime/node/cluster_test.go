@@ -113,10 +113,11 @@ func (c *testCluster) start(id uint64) {
 	cfg.ElectionTick = 20
 	n, err := Start(Config{
 		Raft: cfg, TickInterval: c.tick, Storage: m.store, Transport: m.tr, Peers: m.peers,
-		Apply: func(ents []raft.Entry) {
+		Apply: func(ents []raft.Entry) []any {
 			m.mu.Lock()
 			m.applied = append(m.applied, ents...)
 			m.mu.Unlock()
+			return nil
 		},
 	})
 	require.NoError(c.t, err)

@@ -11,13 +11,16 @@ func (n *Node) run() {
 	defer close(n.done)
 	ticker := time.NewTicker(n.cfg.TickInterval)
 	defer ticker.Stop()
+	n.lastTick = time.Now()
 	for {
 		select {
 		case <-ticker.C:
-			n.r.Tick()
+			n.catchUpTicks()
 		case msgs := <-n.recv:
+			n.catchUpTicks()
 			n.step(msgs)
 		case req := <-n.reqs:
+			n.catchUpTicks()
 			req(n)
 			// Take whatever else is queued into the same Ready: batching.
 			for i := 1; i < n.cfg.MaxBatch; i++ {
@@ -40,6 +43,32 @@ func (n *Node) run() {
 			return
 		}
 	}
+}
+
+// catchUpTicks gives the core every tick that wall-clock time says has
+// passed. A time.Ticker drops ticks while the loop is blocked (a slow fsync,
+// a long apply, a paused process); the core's leases and timeouts are
+// counted in ticks, so a leader that missed ticks would trust a lease that
+// has run out (its followers' ticks kept coming) — so ticks are counted from
+// the clock, not from the ticker. At most a few election timeouts' worth are
+// delivered at once: enough to expire every lease and timer.
+func (n *Node) catchUpTicks() {
+	elapsed := time.Since(n.lastTick)
+	k := int(elapsed / n.cfg.TickInterval)
+	if k <= 0 {
+		return
+	}
+	if limit := 3 * n.cfg.Raft.ElectionTick; k > limit {
+		for range limit {
+			n.r.Tick()
+		}
+		n.lastTick = time.Now()
+		return
+	}
+	for range k {
+		n.r.Tick()
+	}
+	n.lastTick = n.lastTick.Add(time.Duration(k) * n.cfg.TickInterval)
 }
 
 func (n *Node) step(msgs []raft.Message) {
@@ -92,10 +121,10 @@ func (n *Node) handleReady() error {
 	}
 	n.cfg.Transport.Send(rd.MessagesAfterSave)
 	if len(rd.CommittedEntries) > 0 {
-		n.cfg.Apply(rd.CommittedEntries)
+		results := n.cfg.Apply(rd.CommittedEntries)
 		last := rd.CommittedEntries[len(rd.CommittedEntries)-1].Index
 		n.applied = last
-		n.resolveWaiters(rd.CommittedEntries)
+		n.resolveWaiters(rd.CommittedEntries, results)
 	}
 	for _, rs := range rd.ReadStates {
 		if ch, ok := n.reads[rs.Context]; ok {
@@ -129,18 +158,22 @@ func (n *Node) handleReady() error {
 // resolveWaiters answers proposals whose index was applied: with success if
 // the applied entry is theirs (same term), with ErrDropped if another
 // leader's entry took the slot.
-func (n *Node) resolveWaiters(ents []raft.Entry) {
+func (n *Node) resolveWaiters(ents []raft.Entry, results []any) {
 	if len(n.waiters) == 0 {
 		return
 	}
-	for _, e := range ents {
+	for i, e := range ents {
 		w, ok := n.waiters[e.Index]
 		if !ok {
 			continue
 		}
 		delete(n.waiters, e.Index)
 		if e.Term == w.term {
-			w.ch <- proposeResult{index: e.Index}
+			var v any
+			if i < len(results) {
+				v = results[i]
+			}
+			w.ch <- proposeResult{index: e.Index, value: v}
 		} else {
 			w.ch <- proposeResult{err: ErrDropped}
 		}

@@ -39,9 +39,11 @@ type Config struct {
 	TickInterval time.Duration
 	Storage      Storage
 	Transport    Transport
-	// Apply receives committed entries in log order, on the node goroutine.
-	// It must not block for long: the node does not tick meanwhile.
-	Apply func(ents []raft.Entry)
+	// Apply receives committed entries in log order, on the node goroutine,
+	// and returns one result per entry (or nil): a proposal made through this
+	// node gets its entry's result back. It must not block for long: the node
+	// does not tick meanwhile.
+	Apply func(ents []raft.Entry) []any
 	// ApplySnapshot, if set, is called when the leader sends a compaction
 	// point this member's log ends below; it must replace the application's
 	// state with the state at meta before returning.
@@ -85,6 +87,7 @@ type Node struct {
 	readQueue []pendingRead // confirmed reads waiting to be applied
 	applied   uint64
 	peers     map[uint64]string
+	lastTick  time.Time
 }
 
 type waiter struct {
@@ -94,7 +97,16 @@ type waiter struct {
 
 type proposeResult struct {
 	index uint64
+	value any
 	err   error
+}
+
+// Result is what a committed proposal produced.
+type Result struct {
+	// Index is the proposal's log index.
+	Index uint64
+	// Value is what Config.Apply returned for the entry.
+	Value any
 }
 
 type readResult struct {
@@ -208,8 +220,8 @@ func (n *Node) do(ctx context.Context, f request) error {
 }
 
 // Propose appends data to the log through this member, which must lead, and
-// returns its index once it is committed and applied.
-func (n *Node) Propose(ctx context.Context, data []byte) (uint64, error) {
+// returns once it is committed and applied, with what applying it produced.
+func (n *Node) Propose(ctx context.Context, data []byte) (Result, error) {
 	ch := make(chan proposeResult, 1)
 	err := n.do(ctx, func(n *Node) {
 		idx, err := n.r.Propose(raft.Entry{Data: data, Timestamp: time.Now().UnixNano()})
@@ -220,19 +232,19 @@ func (n *Node) Propose(ctx context.Context, data []byte) (uint64, error) {
 		n.waiters[idx] = waiter{term: n.r.Term(), ch: ch}
 	})
 	if err != nil {
-		return 0, err
+		return Result{}, err
 	}
 	return n.wait(ctx, ch)
 }
 
-func (n *Node) wait(ctx context.Context, ch <-chan proposeResult) (uint64, error) {
+func (n *Node) wait(ctx context.Context, ch <-chan proposeResult) (Result, error) {
 	select {
 	case res := <-ch:
-		return res.index, res.err
+		return Result{Index: res.index, Value: res.value}, res.err
 	case <-n.done:
-		return 0, ErrStopped
+		return Result{}, ErrStopped
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return Result{}, ctx.Err()
 	}
 }
 
@@ -251,7 +263,8 @@ func (n *Node) ChangeMembership(ctx context.Context, cc raft.ConfChange) (uint64
 	if err != nil {
 		return 0, err
 	}
-	return n.wait(ctx, ch)
+	res, err := n.wait(ctx, ch)
+	return res.Index, err
 }
 
 // TransferLeadership asks the leader to hand over to the given member and
@@ -333,4 +346,41 @@ func (n *Node) FullStatus(ctx context.Context) (raft.Status, error) {
 	case <-ctx.Done():
 		return raft.Status{}, ctx.Err()
 	}
+}
+
+// Outcome is the eventual result of an asynchronous proposal.
+type Outcome struct {
+	Result Result
+	Err    error
+}
+
+// ProposeAsync queues a proposal and returns at once with a channel that
+// receives its outcome. Proposals queued one after another by one goroutine
+// are appended to the log in that order, which is what lets a server keep a
+// client's pipelined commands in sequence without waiting for each.
+func (n *Node) ProposeAsync(ctx context.Context, data []byte) (<-chan Outcome, error) {
+	ch := make(chan proposeResult, 1)
+	out := make(chan Outcome, 1)
+	err := n.do(ctx, func(n *Node) {
+		idx, err := n.r.Propose(raft.Entry{Data: data, Timestamp: time.Now().UnixNano()})
+		if err != nil {
+			ch <- proposeResult{err: err}
+			return
+		}
+		n.waiters[idx] = waiter{term: n.r.Term(), ch: ch}
+	})
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		select {
+		case res := <-ch:
+			out <- Outcome{Result: Result{Index: res.index, Value: res.value}, Err: res.err}
+		case <-n.done:
+			out <- Outcome{Err: ErrStopped}
+		case <-ctx.Done():
+			out <- Outcome{Err: ctx.Err()}
+		}
+	}()
+	return out, nil
 }

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,8 +19,9 @@ func TestNode_ProposeAppliesEverywhere(t *testing.T) {
 	lead := c.waitLeader(5 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	idx, err := c.members[lead].n.Propose(ctx, []byte("hello"))
+	res, err := c.members[lead].n.Propose(ctx, []byte("hello"))
 	require.NoError(t, err)
+	idx := res.Index
 	for _, m := range c.members {
 		c.eventually(5*time.Second, "apply everywhere", func() bool { return m.n.Status().Applied >= idx })
 	}
@@ -32,8 +34,9 @@ func TestNode_ReadIndexAndLease(t *testing.T) {
 	lead := c.waitLeader(5 * time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	idx, err := c.members[lead].n.Propose(ctx, []byte("w"))
+	res, err := c.members[lead].n.Propose(ctx, []byte("w"))
 	require.NoError(t, err)
+	idx := res.Index
 	for _, lease := range []bool{false, true} {
 		ri, err := c.members[lead].n.ReadIndex(ctx, lease)
 		require.NoError(t, err)
@@ -156,4 +159,72 @@ func (f *failingStore) Save(hs raft.HardState, ents []raft.Entry) error {
 	}
 	f.failAfter--
 	return f.Store.Save(hs, ents)
+}
+
+// slowStore blocks Save while armed, like a disk that stalls.
+type slowStore struct {
+	rlog.Store
+	block atomic.Pointer[chan struct{}] // Save waits on it while set
+}
+
+func (s *slowStore) Save(hs raft.HardState, ents []raft.Entry) error {
+	if b := s.block.Load(); b != nil {
+		<-*b
+	}
+	return s.Store.Save(hs, ents)
+}
+
+// A leader whose loop was blocked longer than its lease (a stalled fsync)
+// must not answer a lease read from its old lease when it wakes up: the
+// ticks it missed are delivered first, and the lease has run out.
+func TestNode_LeaseExpiresAcrossBlockedLoop(t *testing.T) {
+	c := newMemCluster(t, 3)
+	lead := c.waitLeader(5 * time.Second)
+	m := c.members[lead]
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Restart the leader's node on a store we can stall, and wait until it
+	// leads again with a lease.
+	c.stop(lead)
+	slow := &slowStore{Store: m.store}
+	m.store = slow
+	c.start(lead)
+	for {
+		ldr := c.waitLeader(5 * time.Second)
+		if ldr == lead {
+			break
+		}
+		require.NoError(t, c.members[ldr].n.TransferLeadership(ctx, lead))
+	}
+	_, err := m.n.ReadIndex(ctx, true)
+	require.NoError(t, err)
+
+	// Stall its disk and cut it off; the others elect a new leader and
+	// commit a write meanwhile.
+	block := make(chan struct{})
+	slow.block.Store(&block)
+	c.net.Isolate(lead)
+	go func() { _, _ = m.n.Propose(context.Background(), []byte("stuck")) }()
+	var other uint64
+	c.eventually(5*time.Second, "a new leader", func() bool {
+		for id, o := range c.members {
+			if id != lead && o.n.Status().SoftState.State == raft.StateLeader {
+				other = id
+				return true
+			}
+		}
+		return false
+	})
+	res, err := c.members[other].n.Propose(ctx, []byte("x"))
+	require.NoError(t, err)
+
+	// The disk comes back. A lease read on the old leader must not miss x.
+	slow.block.Store(nil)
+	close(block)
+	rctx, rcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer rcancel()
+	idx, err := m.n.ReadIndex(rctx, true)
+	if err == nil {
+		assert.GreaterOrEqual(t, idx, res.Index, "stale lease read after a stalled loop")
+	}
 }

@@ -91,7 +91,7 @@ func (c Configuration) apply(cc ConfChange, caughtUp func(id uint64) bool) (Conf
 			next.Members[i].Type = Passive
 		case Passive:
 			if !caughtUp(cc.ID) {
-				return Configuration{}, fmt.Errorf("%w: member %d has not caught up yet", ErrInvalidConfChange, cc.ID)
+				return Configuration{}, fmt.Errorf("%w: %w: member %d", ErrInvalidConfChange, ErrNotCaughtUp, cc.ID)
 			}
 			next.Members[i].Type = Active
 		default:

@@ -24,6 +24,9 @@ var (
 	// an existing member, removing an unknown one, promoting a member that has
 	// not caught up, leaving no voter.
 	ErrInvalidConfChange = errors.New("raft: invalid configuration change")
+	// ErrNotCaughtUp is returned (with ErrInvalidConfChange) when a PASSIVE
+	// member is promoted before its log has caught up; retry later.
+	ErrNotCaughtUp = errors.New("raft: member has not caught up yet")
 	// ErrTransferInProgress is returned when a transfer is requested while
 	// another is under way.
 	ErrTransferInProgress = errors.New("raft: leadership transfer in progress")

@@ -35,6 +35,8 @@ type Progress struct {
 	State       ProgressState
 	// PendingSnapshot is the compaction index sent while in StateSnapshot.
 	PendingSnapshot uint64
+	// snapshotSince is the tick the snapshot was sent at.
+	snapshotSince uint64
 	// RecentActive is set by any message from the member and cleared at each
 	// check-quorum round.
 	RecentActive bool

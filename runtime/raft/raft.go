@@ -84,8 +84,10 @@ type Raft struct {
 	// unsavedSince is the tick at which the core last saw persistence make
 	// progress while work was pending, or noTick if nothing is pending.
 	unsavedSince uint64
-	// lastIndexSaved is the highest index the driver reported durable.
-	lastIndexSaved uint64
+	// timeoutNowSent records that this leader told a member to campaign at
+	// once in this term: that member may win votes despite their leases for
+	// as long as the term lasts, so this leader's lease is void until then.
+	timeoutNowSent bool
 }
 
 // New returns a core that starts from cfg.Storage's state as a follower.
@@ -119,7 +121,6 @@ func New(cfg Config) (*Raft, error) {
 	if hs.Commit > r.log.committed {
 		r.log.commitTo(hs.Commit)
 	}
-	r.lastIndexSaved = r.log.lastIndex()
 	r.becomeFollower(hs.Term, 0)
 	r.vote = hs.Vote
 	r.savedHard = r.hardState()
@@ -196,6 +197,15 @@ func (r *Raft) pruneConfigs() {
 // so it must be able to win their votes (counted under its latest
 // configuration, whose quorums overlap the committed one's) and finish the
 // change.
+// savedIndex is the last index known durable in this member's log: what
+// the driver reported saved and has not been replaced since.
+func (r *Raft) savedIndex() uint64 {
+	if r.log.unstable.snapshot != nil {
+		return 0
+	}
+	return r.log.unstable.offset - 1
+}
+
 func (r *Raft) promotable() bool {
 	return r.config().IsVoter(r.id) || (len(r.configs) > 1 && r.configs[0].IsVoter(r.id))
 }
@@ -319,6 +329,7 @@ func (r *Raft) reset(term uint64) {
 	r.heartbeatElapsed = 0
 	r.resetRandomizedElectionTimeout()
 	r.leadTransferee = 0
+	r.timeoutNowSent = false
 	r.appendPending = false
 	r.committedInTerm = false
 	r.votes = nil
@@ -353,7 +364,7 @@ func (r *Raft) becomeLeader() {
 	r.prs = map[uint64]*Progress{}
 	r.syncProgress()
 	if pr := r.prs[r.id]; pr != nil {
-		pr.Match = r.lastIndexSaved
+		pr.Match = r.savedIndex()
 	}
 	// A NoOp of the new term lets the leader commit, and so learn the
 	// commit index, without waiting for a client (§5.4.2, §6.4).
@@ -564,8 +575,8 @@ func (r *Raft) stepLeader(m Message) {
 	pr := r.prs[m.From]
 	switch m.Type {
 	case MsgAppResp:
-		if pr == nil {
-			return
+		if pr == nil || (!m.Reject && m.Index > r.log.lastIndex()) {
+			return // not a member, or acknowledges entries we never sent
 		}
 		pr.RecentActive = true
 		if m.Reject {
@@ -600,7 +611,7 @@ func (r *Raft) stepLeader(m Message) {
 			for r.sendAppend(m.From, false) {
 			}
 			if m.From == r.leadTransferee && pr.Match == r.log.lastIndex() {
-				r.send(Message{Type: MsgTimeoutNow, To: m.From})
+				r.sendTimeoutNow(m.From)
 			}
 		} else if pr.State == StateReplicate {
 			pr.inflight.freeLE(m.Index)
@@ -611,6 +622,12 @@ func (r *Raft) stepLeader(m Message) {
 		}
 		pr.RecentActive = true
 		pr.probeSent = false
+		if pr.State == StateSnapshot && r.ticks-pr.snapshotSince >= uint64(r.cfg.ElectionTick) {
+			// The member answers heartbeats but never acknowledged the
+			// snapshot: it was lost. Probe again, which resends it if needed.
+			pr.PendingSnapshot = 0
+			pr.becomeProbe()
+		}
 		if pr.State == StateReplicate && pr.inflight.full() {
 			// An acknowledged heartbeat proves the follower is alive; free one
 			// slot so that replication resumes if acknowledgements were lost.
@@ -619,7 +636,7 @@ func (r *Raft) stepLeader(m Message) {
 		if pr.Match < r.log.lastIndex() {
 			r.sendAppend(m.From, true)
 		}
-		if r.config().IsVoter(m.From) && m.Context > pr.readAck {
+		if r.config().IsVoter(m.From) && m.Context > pr.readAck && m.Context <= r.reads.seq {
 			pr.readAck = m.Context
 			r.advanceReads()
 		}
@@ -673,7 +690,33 @@ func (r *Raft) stepFollower(m Message) {
 	}
 }
 
+// validAppend checks what no correct leader violates, so that a buggy or
+// hostile peer cannot make the core panic: entries follow m.Index without
+// gaps, their terms never decrease nor exceed the message's, and their
+// configurations decode.
+func validAppend(m Message) bool {
+	prevTerm := m.LogTerm
+	if prevTerm > m.Term {
+		return false
+	}
+	for i, e := range m.Entries {
+		if e.Index != m.Index+1+uint64(i) || e.Term < prevTerm || e.Term > m.Term {
+			return false
+		}
+		if e.Type == EntryConfig {
+			if _, err := DecodeConfiguration(e.Data); err != nil {
+				return false
+			}
+		}
+		prevTerm = e.Term
+	}
+	return true
+}
+
 func (r *Raft) handleAppend(m Message) {
+	if !validAppend(m) {
+		return
+	}
 	if m.Index < r.log.committed {
 		r.send(Message{Type: MsgAppResp, To: m.From, Index: r.log.committed})
 		return
@@ -710,6 +753,9 @@ func (r *Raft) handleSnapshot(m Message) {
 	}
 	s := *m.Snapshot
 	meta := s.Meta
+	if meta.Index == 0 || meta.Index == ^uint64(0) || meta.Term > m.Term || len(meta.Config.Voters()) == 0 {
+		return // no correct leader sends this
+	}
 	switch {
 	case meta.Index <= r.log.committed:
 	case r.log.matchTerm(meta.Index, meta.Term):
@@ -772,7 +818,7 @@ func (r *Raft) onCommit() {
 			}
 		}
 		if best != 0 {
-			r.send(Message{Type: MsgTimeoutNow, To: best})
+			r.sendTimeoutNow(best)
 		}
 		r.becomeFollower(r.term, 0)
 	}
@@ -823,6 +869,7 @@ func (r *Raft) sendSnapshot(to uint64, pr *Progress) {
 	s.Meta = cloneMeta(s.Meta)
 	r.send(Message{Type: MsgSnap, To: to, Snapshot: &s})
 	pr.becomeSnapshot(s.Meta.Index)
+	pr.snapshotSince = r.ticks
 }
 
 func (r *Raft) bcastAppend() {
@@ -932,11 +979,18 @@ func (r *Raft) TransferLeadership(to uint64) error {
 	r.leadTransferee = to
 	r.electionElapsed = 0
 	if r.prs[to].Match == r.log.lastIndex() {
-		r.send(Message{Type: MsgTimeoutNow, To: to})
+		r.sendTimeoutNow(to)
 	} else {
 		r.sendAppend(to, true)
 	}
 	return nil
+}
+
+// sendTimeoutNow tells a member to campaign at once (§3.10). Its votes will
+// bypass the voters' leases, so this leader's own lease ends for good.
+func (r *Raft) sendTimeoutNow(to uint64) {
+	r.timeoutNowSent = true
+	r.send(Message{Type: MsgTimeoutNow, To: to})
 }
 
 // ReportUnreachable tells the core that the last message to id may be lost.

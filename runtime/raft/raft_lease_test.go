@@ -100,3 +100,54 @@ func TestLease_RestartedMemberHonoursLease(t *testing.T) {
 	require.NoError(t, r2.Step(Message{Type: MsgVote, From: 3, To: 2, Term: term + 1, Index: 100, LogTerm: term}))
 	assert.Equal(t, uint64(3), r2.vote)
 }
+
+// A transfer that timed out may leave a TimeoutNow in flight: voters will
+// grant the transferee's vote despite their leases, so the old leader's lease
+// stays void for the rest of its term, and its lease reads fall back to
+// ReadIndex, which cannot complete once it has lost.
+func TestLease_VoidAfterTimeoutNowEvenIfTransferTimesOut(t *testing.T) {
+	c := newTestCluster(t, 3)
+	c.elect(1)
+	c.tickAll(1)
+	r1 := c.node(1)
+	require.True(t, r1.leaseValid())
+
+	var held []Message
+	c.stepFn = func(m *Message) bool {
+		if m.Type == MsgTimeoutNow {
+			held = append(held, *m)
+			return false
+		}
+		return true
+	}
+	require.NoError(t, r1.TransferLeadership(2))
+	c.stabilize()
+	require.Len(t, held, 1, "TimeoutNow was sent (and is delayed in the network)")
+	c.stepFn = nil
+
+	// The transfer times out after ElectionTick; heartbeats keep being acked.
+	c.tickAll(r1.cfg.ElectionTick)
+	require.Equal(t, StateLeader, r1.state)
+	require.Zero(t, r1.leadTransferee, "transfer aborted")
+	require.False(t, r1.leaseValid(), "no lease for the rest of the term")
+
+	// The delayed TimeoutNow arrives; 1 does not hear from the others for a moment.
+	c.cut[[2]uint64{2, 1}] = true
+	c.cut[[2]uint64{3, 1}] = true
+	require.NoError(t, c.node(2).Step(held[0]))
+	c.stabilize()
+	require.Equal(t, StateLeader, c.node(2).state, "3 granted the transfer vote despite its lease")
+	idx := c.propose(2, "x")
+	c.stabilize()
+	require.GreaterOrEqual(t, c.node(2).log.committed, idx, "x is committed by the new leader")
+
+	// The old leader, still cut off, cannot answer a lease read from stale state.
+	require.False(t, r1.leaseValid())
+	c.nodes[1].reads = nil
+	require.NoError(t, r1.LeaseRead(77))
+	c.process(1)
+	c.queue = nil
+	for _, rs := range c.nodes[1].reads {
+		require.GreaterOrEqual(t, rs.Index, idx, "stale lease read")
+	}
+}

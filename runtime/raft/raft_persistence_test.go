@@ -123,3 +123,55 @@ func TestPersistence_NewLeaderWaitsForTermSave(t *testing.T) {
 	rd = r.Ready()
 	assert.Contains(t, types(rd.Messages), MsgApp, "once the term is durable, appends go out at once")
 }
+
+// F2: a follower whose durable suffix was replaced by a new leader's entries
+// keeps lastIndexSaved pointing at the old (replaced) suffix. If it becomes
+// leader before the Advance of the Ready that persists the replacement (the
+// Ready contract allows Step between Ready and Advance; MessagesAfterSave go
+// out before Advance), it initialises its own Match from that stale value and
+// counts itself for entries it has not persisted.
+func TestPersistence_TruncatedEntriesAreNotCountedAsSaved(t *testing.T) {
+	members := []Member{{ID: 1, Type: Active}, {ID: 2, Type: Active}, {ID: 3, Type: Active}}
+	st := NewMemoryStorage()
+	ents := []Entry{BootstrapEntry(members)}
+	for i := uint64(2); i <= 10; i++ {
+		ents = append(ents, Entry{Index: i, Term: 2, Data: []byte("old")})
+	}
+	require.NoError(t, st.Append(ents))
+	require.NoError(t, st.SetHardState(HardState{Term: 3, Commit: 1}))
+	cfg := newTestConfig(2, st)
+	cfg.DisablePreVote = true
+	r, err := New(cfg)
+	require.NoError(t, err)
+
+	// Leader 3 of term 3 replaces 2..10 (uncommitted, term 2) with its NoOp at 2.
+	require.NoError(t, r.Step(Message{Type: MsgApp, From: 3, To: 2, Term: 3, Index: 1, LogTerm: 1,
+		Entries: []Entry{{Index: 2, Term: 3, Type: EntryNoOp}}, Commit: 1}))
+	require.Equal(t, uint64(2), r.log.lastIndex())
+	require.Equal(t, uint64(1), r.savedIndex(), "the replaced entries no longer count as saved")
+
+	// Leader 3 goes away; 2 times out and campaigns in term 4.
+	for r.state != StateCandidate {
+		r.Tick()
+	}
+	rd := r.Ready()
+	// Driver: save, then send MessagesAfterSave (the vote requests).
+	require.NoError(t, st.Append(rd.Entries))
+	require.NoError(t, st.SetHardState(rd.HardState))
+	// The vote arrives before the driver calls Advance (allowed by the contract).
+	require.NoError(t, r.Step(Message{Type: MsgVoteResp, From: 1, To: 2, Term: r.term}))
+	require.Equal(t, StateLeader, r.state)
+	t.Logf("leader: lastIndex=%d self Match=%d", r.log.lastIndex(), r.prs[2].Match)
+	r.Advance(rd)
+
+	// The NoOp (index 3) goes out at once; follower 1 acknowledges it before
+	// the leader's own write completes.
+	rd = r.Ready()
+	require.Contains(t, types(rd.Messages), MsgApp)
+	noop := rd.Entries[len(rd.Entries)-1].Index
+	require.NoError(t, r.Step(Message{Type: MsgAppResp, From: 1, To: 2, Term: r.term, Index: noop}))
+	stLast, _ := st.LastIndex()
+	require.Less(t, r.log.committed, noop,
+		"SAFETY: entry %d committed with one follower ack in a 3-voter cluster while the leader's own durable log ends at %d (self Match=%d)",
+		noop, stLast, r.prs[2].Match)
+}

@@ -74,6 +74,7 @@ type sim struct {
 	// term the applier had seen; every later leader must hold it.
 	committed map[uint64]committedEntry
 	leaders   map[uint64]uint64 // term -> leader
+	readsMin  map[uint64]uint64 // read context -> commit index known when it began
 	trace     []string
 }
 
@@ -84,10 +85,10 @@ type committedEntry struct {
 
 func newSim(t *testing.T, n int, seed uint64) *sim {
 	rng := rand.New(rand.NewPCG(seed, seed*7+1))
-	s := &sim{rng: rng, committed: map[uint64]committedEntry{}, leaders: map[uint64]uint64{}}
+	s := &sim{rng: rng, committed: map[uint64]committedEntry{}, leaders: map[uint64]uint64{}, readsMin: map[uint64]uint64{}}
 	s.testCluster = newTestCluster(t, n, func(c *Config) {
 		c.Rand = rand.New(rand.NewPCG(seed, c.ID))
-		c.ElectionTick = 4
+		c.ElectionTick = 8
 		c.MaxInflightMsgs = 4
 		c.MaxSizePerMsg = 256
 		// Odd seeds run without pre-vote and check-quorum: more disruptive
@@ -130,7 +131,8 @@ var simWeights = []struct {
 	w    int
 }{
 	{"tick", 200}, {"tickAll", 30}, {"deliver", 420}, {"process", 220}, {"propose", 60},
-	{"crash", 8}, {"restart", 15}, {"partition", 8}, {"conf", 12}, {"transfer", 6}, {"read", 12},
+	{"crash", 4}, {"restart", 15}, {"partition", 6}, {"conf", 12}, {"transfer", 6}, {"read", 12},
+	{"compact", 5},
 }
 
 func (s *sim) action() string {
@@ -180,7 +182,7 @@ func (s *sim) step(step int) {
 			return
 		}
 		id := s.pick(live)
-		if s.rng.IntN(1000) < 30 && s.nodes[id].r.HasReady() {
+		if s.rng.IntN(1000) < 10 && s.nodes[id].r.HasReady() {
 			// Crash in the middle: immediate messages go out, nothing is saved.
 			rd := s.node(id).Ready()
 			s.queue = append(s.queue, rd.Messages...)
@@ -188,7 +190,31 @@ func (s *sim) step(step int) {
 			s.logf("%d crash %d mid-ready (%d entries unsaved, %d msgs out)", step, id, len(rd.Entries), len(rd.Messages))
 			return
 		}
+		if s.rng.IntN(100) < 10 && s.nodes[id].r.HasReady() {
+			s.processSteppingBeforeAdvance(id)
+			return
+		}
 		s.process(id)
+	case "compact":
+		// Compact a member's storage at a point it has applied, as log
+		// cleaning will; lagging followers then need a snapshot.
+		live := s.liveIDs()
+		if len(live) == 0 {
+			return
+		}
+		id := s.pick(live)
+		r := s.node(id)
+		c0 := r.configs[0]
+		lo, hi := max(c0.Index, r.log.firstIndex()), r.log.applied
+		if hi <= lo || r.log.unstable.snapshot != nil {
+			return
+		}
+		at := lo + s.rng.Uint64N(hi-lo)
+		if at >= r.log.firstIndex() && at <= r.log.unstable.offset-1 {
+			if err := s.nodes[id].st.Compact(at, c0, nil); err == nil {
+				s.logf("%d compact %d at %d", step, id, at)
+			}
+		}
 	case "propose":
 		if s.proposals >= 600 {
 			return
@@ -257,11 +283,49 @@ func (s *sim) step(step int) {
 			}
 		}
 	case "read":
+		// A ReadIndex read must observe every entry committed before it
+		// began: remember the highest commit index anyone knows now.
 		live := s.liveIDs()
 		if len(live) > 0 {
-			_ = s.node(s.pick(live)).ReadIndex(uint64(step))
+			var known uint64
+			for _, id := range s.ids {
+				known = max(known, s.node(id).log.committed)
+			}
+			ctx := uint64(step) + 1
+			if err := s.node(s.pick(live)).ReadIndex(ctx); err == nil {
+				s.readsMin[ctx] = known
+			}
 		}
 	}
+}
+
+// processSteppingBeforeAdvance handles a Ready like process, but steps
+// messages addressed to the member between saving and Advance, which the
+// Ready contract allows.
+func (s *sim) processSteppingBeforeAdvance(id uint64) {
+	n := s.nodes[id]
+	rd := n.r.Ready()
+	s.queue = append(s.queue, rd.Messages...)
+	if rd.Snapshot != nil {
+		require.NoError(s.t, n.st.ApplySnapshot(*rd.Snapshot))
+		n.applied = n.applied[:0]
+	}
+	require.NoError(s.t, n.st.Append(rd.Entries))
+	if !rd.HardState.IsEmpty() {
+		require.NoError(s.t, n.st.SetHardState(rd.HardState))
+	}
+	s.queue = append(s.queue, rd.MessagesAfterSave...)
+	for i := 0; i < len(s.queue); {
+		if m := s.queue[i]; m.To == id && s.rng.IntN(2) == 0 {
+			s.queue = append(s.queue[:i], s.queue[i+1:]...)
+			s.deliver(m)
+			continue
+		}
+		i++
+	}
+	n.applied = append(n.applied, rd.CommittedEntries...)
+	n.reads = append(n.reads, rd.ReadStates...)
+	n.r.Advance(rd)
 }
 
 // fullLog returns a member's log as the core sees it (storage + unstable).
@@ -306,6 +370,13 @@ func (s *sim) check(step int) {
 				s.committed[e.Index] = committedEntry{e: e, seenTerm: r.term}
 			}
 		}
+		// Reads observe everything committed before they began.
+		for _, rs := range n.reads {
+			if want, ok := s.readsMin[rs.Context]; ok && rs.Index < want {
+				t.Fatalf("step %d: read %d answered at index %d but %d was committed before it began", step, rs.Context, rs.Index, want)
+			}
+		}
+		n.reads = n.reads[:0]
 		// Committed entries must be in the log, and never beyond it.
 		require.LessOrEqual(t, r.log.committed, r.log.lastIndex(), "step %d member %d", step, id)
 	}

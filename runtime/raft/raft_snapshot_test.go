@@ -86,7 +86,7 @@ func TestSnapshot_FollowerAlreadyHasEntry(t *testing.T) {
 	last := r2.log.lastIndex()
 	term := r2.log.lastTerm()
 	r2.log.committed = 2
-	require.NoError(t, r2.Step(Message{Type: MsgSnap, From: 1, To: 2, Term: r2.term, Snapshot: &Snapshot{Meta: SnapshotMeta{Index: last, Term: term}}}))
+	require.NoError(t, r2.Step(Message{Type: MsgSnap, From: 1, To: 2, Term: r2.term, Snapshot: &Snapshot{Meta: SnapshotMeta{Index: last, Term: term, Config: r2.config().Clone()}}}))
 	assert.Equal(t, last, r2.log.committed)
 	assert.Nil(t, r2.log.unstable.snapshot)
 }

@@ -156,7 +156,7 @@ func (r *Raft) advanceReads() {
 // voters refuse to elect anyone else until ElectionTick after they heard it,
 // so no other leader can exist yet (§6.4.1).
 func (r *Raft) leaseValid() bool {
-	if r.state != StateLeader || r.cfg.DisableCheckQuorum || r.leadTransferee != 0 || !r.committedInTerm {
+	if r.state != StateLeader || r.cfg.DisableCheckQuorum || r.leadTransferee != 0 || r.timeoutNowSent || !r.committedInTerm {
 		return false
 	}
 	if r.quorum() == 1 && r.config().IsVoter(r.id) {

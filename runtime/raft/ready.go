@@ -100,15 +100,11 @@ func (r *Raft) Advance(rd Ready) {
 		idx := rd.Snapshot.Meta.Index
 		r.log.applied = max(r.log.applied, idx)
 		r.log.applying = max(r.log.applying, idx)
-		r.lastIndexSaved = idx
 		progressed = true
 	}
 	if n := len(rd.Entries); n > 0 {
 		last := rd.Entries[n-1]
 		r.log.unstable.stableTo(last.Index, last.Term)
-		if r.log.matchTerm(last.Index, last.Term) {
-			r.lastIndexSaved = last.Index
-		}
 		progressed = true
 	}
 	if n := len(rd.CommittedEntries); n > 0 {
@@ -122,7 +118,7 @@ func (r *Raft) Advance(rd Ready) {
 	}
 	if r.state == StateLeader {
 		// The leader acknowledges its own entries only once they are durable.
-		if pr := r.prs[r.id]; pr != nil && pr.maybeUpdate(min(r.lastIndexSaved, r.log.lastIndex())) {
+		if pr := r.prs[r.id]; pr != nil && pr.maybeUpdate(r.savedIndex()) {
 			if r.maybeCommit() {
 				r.bcastAppend()
 			}

@@ -174,6 +174,54 @@ func Handshake(c *Conn, h Hello) error {
 	return nil
 }
 
+// Accept performs the acceptor's side of the handshake on a fresh
+// connection of member memberID of clusterID: it reads the dialer's hello,
+// refuses it with a reason (ErrRefused) if it is for another cluster or
+// member, speaks another protocol, or is of a kind serves does not allow,
+// and otherwise accepts it. The caller sets deadlines on c.NetConn().
+func Accept(c *Conn, clusterID string, memberID uint64, serves func(Kind) bool) (Hello, error) {
+	limit := c.MaxFrameSize()
+	c.SetMaxFrameSize(maxHandshakeFrame)
+	body, err := c.ReadFrame()
+	c.SetMaxFrameSize(limit)
+	if err != nil {
+		return Hello{}, fmt.Errorf("transport: read hello: %w", err)
+	}
+	hello, magic, err := decodeHello(body)
+	var reason string
+	switch {
+	case err != nil:
+		reason = "malformed hello"
+	default:
+		reason = checkHello(hello, magic, clusterID, memberID)
+		if reason == "" && serves != nil && !serves(hello.Kind) {
+			reason = fmt.Sprintf("connections of kind %s are not served here", hello.Kind)
+		}
+	}
+	if reason != "" {
+		_ = replyHello(c, false, reason)
+		if err != nil {
+			return hello, fmt.Errorf("transport: %w: %s: %v", ErrRefused, reason, err)
+		}
+		return hello, fmt.Errorf("transport: %w: %s", ErrRefused, reason)
+	}
+	if err := replyHello(c, true, ""); err != nil {
+		return hello, fmt.Errorf("transport: send handshake reply: %w", err)
+	}
+	return hello, nil
+}
+
+func replyHello(c *Conn, ok bool, reason string) error {
+	body, err := encodeReply(ok, reason)
+	if err != nil {
+		return err
+	}
+	if err := c.WriteFrame(body); err != nil {
+		return err
+	}
+	return c.Flush()
+}
+
 // checkHello returns why an acceptor that is member memberID of clusterID
 // must refuse h, or "" to accept it.
 func checkHello(h Hello, magic, clusterID string, memberID uint64) string {

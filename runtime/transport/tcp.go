@@ -372,35 +372,17 @@ func (t *TCP) serve(raw net.Conn) {
 		nc = tc
 	}
 	c := NewConn(nc, maxHandshakeFrame)
-	body, err := c.ReadFrame()
+	hello, err := Accept(c, t.cfg.ClusterID, t.cfg.MemberID, func(k Kind) bool {
+		return k == KindPeer || t.cfg.AcceptConn != nil
+	})
 	if err != nil {
-		log.Warn("no hello; closing connection", "err", err)
-		return
-	}
-	hello, magic, err := decodeHello(body)
-	var reason string
-	switch {
-	case err != nil:
-		reason = "malformed hello"
-	default:
-		reason = checkHello(hello, magic, t.cfg.ClusterID, t.cfg.MemberID)
-		if reason == "" && hello.Kind != KindPeer && t.cfg.AcceptConn == nil {
-			reason = fmt.Sprintf("connections of kind %s are not served here", hello.Kind)
-		}
-	}
-	if reason != "" {
-		t.stats.refused.Add(1)
-		if err != nil {
-			log.Warn("refused connection", "reason", reason, "err", err)
-		} else {
-			log.Warn("refused connection", "reason", reason, "cluster", hello.ClusterID,
+		if errors.Is(err, ErrRefused) {
+			t.stats.refused.Add(1)
+			log.Warn("refused connection", "err", err, "cluster", hello.ClusterID,
 				"kind", hello.Kind, "from", hello.From, "to", hello.To)
+		} else {
+			log.Warn("no hello; closing connection", "err", err)
 		}
-		t.reply(c, false, reason)
-		return
-	}
-	if err := t.reply(c, true, ""); err != nil {
-		log.Debug("handshake reply failed", "err", err)
 		return
 	}
 	_ = raw.SetDeadline(time.Time{})
@@ -411,17 +393,6 @@ func (t *TCP) serve(raw net.Conn) {
 		return
 	}
 	t.readPeer(hello.From, raw, c, log.With("peer", hello.From))
-}
-
-func (t *TCP) reply(c *Conn, ok bool, reason string) error {
-	body, err := encodeReply(ok, reason)
-	if err != nil {
-		return err
-	}
-	if err := c.WriteFrame(body); err != nil {
-		return err
-	}
-	return c.Flush()
 }
 
 // readPeer reads frames from an accepted peer connection until it fails,
