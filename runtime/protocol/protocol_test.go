@@ -13,7 +13,7 @@ import (
 
 func TestRoundTrip(t *testing.T) {
 	in := &Message{Type: Command, ID: 7, Session: 3, Sequence: 9, Resource: 4, Op: 2, Args: []byte("x"),
-		Err: &session.WireError{Kind: session.ErrorDeclared, Code: 5, Message: "m"},
+		Err:    &session.WireError{Kind: session.ErrorDeclared, Code: 5, Message: "m"},
 		Events: []session.Event{{Resource: 1, Code: 2, Data: []byte("d")}}, Members: []string{"a"}}
 	b, err := Encode(in)
 	require.NoError(t, err)
