@@ -1,0 +1,174 @@
+package client
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/copycat-go/copycat/runtime/protocol"
+	"github.com/copycat-go/copycat/runtime/transport"
+)
+
+// conn is one connection to a member.
+type conn struct {
+	c    *Client
+	addr string
+	nc   net.Conn
+	tc   *transport.Conn
+
+	mu     sync.Mutex
+	queue  []*protocol.Message
+	wake   chan struct{}
+	closed chan struct{}
+	once   sync.Once
+}
+
+func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
+	nc, err := c.opts.dial(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
+	}
+	if c.opts.tls != nil {
+		cfg := c.opts.tls.Clone()
+		if cfg.ServerName == "" {
+			if host, _, err := net.SplitHostPort(addr); err == nil {
+				cfg.ServerName = host
+			}
+		}
+		tc := tls.Client(nc, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("client: TLS with %s: %w", addr, err)
+		}
+		nc = tc
+	}
+	if d, ok := ctx.Deadline(); ok {
+		_ = nc.SetDeadline(d)
+	}
+	tc := transport.NewConn(nc, transport.DefaultMaxFrameSize)
+	if err := transport.Handshake(tc, transport.Hello{ClusterID: c.opts.clusterID, Kind: transport.KindClient}); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("client: %s: %w", addr, err)
+	}
+	_ = nc.SetDeadline(time.Time{})
+	return &conn{c: c, addr: addr, nc: nc, tc: tc, wake: make(chan struct{}, 1), closed: make(chan struct{})}, nil
+}
+
+// roundTrip sends one request and reads until its response, before the
+// connection's reader starts. Event pushes that arrive first are accepted.
+func (cn *conn) roundTrip(ctx context.Context, m *protocol.Message) (*protocol.Message, error) {
+	if d, ok := ctx.Deadline(); ok {
+		_ = cn.nc.SetDeadline(d)
+		defer cn.nc.SetDeadline(time.Time{})
+	}
+	b, err := protocol.Encode(m)
+	if err != nil {
+		return nil, err
+	}
+	if err := cn.tc.WriteFrame(b); err != nil {
+		return nil, fmt.Errorf("client: send to %s: %w", cn.addr, err)
+	}
+	if err := cn.tc.Flush(); err != nil {
+		return nil, fmt.Errorf("client: send to %s: %w", cn.addr, err)
+	}
+	for {
+		body, err := cn.tc.ReadFrame()
+		if err != nil {
+			return nil, fmt.Errorf("client: read from %s: %w", cn.addr, err)
+		}
+		resp, err := protocol.Decode(body)
+		if err != nil {
+			return nil, err
+		}
+		switch resp.Type {
+		case protocol.Events:
+			cn.c.events.receive(resp)
+		case protocol.Response:
+			return resp, nil
+		}
+	}
+}
+
+// start launches the reader and writer.
+func (cn *conn) start() {
+	go cn.readLoop()
+	go cn.writeLoop()
+}
+
+func (cn *conn) send(m *protocol.Message) {
+	cn.mu.Lock()
+	cn.queue = append(cn.queue, m)
+	cn.mu.Unlock()
+	select {
+	case cn.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (cn *conn) close() {
+	cn.once.Do(func() {
+		close(cn.closed)
+		cn.nc.Close()
+	})
+}
+
+func (cn *conn) writeLoop() {
+	for {
+		select {
+		case <-cn.wake:
+		case <-cn.closed:
+			return
+		}
+		cn.mu.Lock()
+		batch := cn.queue
+		cn.queue = nil
+		cn.mu.Unlock()
+		for _, m := range batch {
+			b, err := protocol.Encode(m)
+			if err == nil {
+				err = cn.tc.WriteFrame(b)
+			}
+			if err != nil {
+				cn.fail(err)
+				return
+			}
+		}
+		if err := cn.tc.Flush(); err != nil {
+			cn.fail(err)
+			return
+		}
+	}
+}
+
+func (cn *conn) readLoop() {
+	for {
+		body, err := cn.tc.ReadFrame()
+		if err != nil {
+			cn.fail(err)
+			return
+		}
+		m, err := protocol.Decode(body)
+		if err != nil {
+			cn.fail(err)
+			return
+		}
+		switch m.Type {
+		case protocol.Events:
+			cn.c.events.receive(m)
+		case protocol.Response:
+			cn.c.handleResponse(cn, m)
+		}
+	}
+}
+
+// fail drops the connection; pending operations are resent on the next one.
+func (cn *conn) fail(err error) {
+	c := cn.c
+	c.opts.logger.Debug("connection lost", "addr", cn.addr, "err", err)
+	c.mu.Lock()
+	c.dropConnLocked(cn)
+	c.mu.Unlock()
+}

@@ -1,0 +1,80 @@
+package server
+
+import (
+	"github.com/copycat-go/copycat/runtime/raft"
+	"github.com/copycat-go/copycat/runtime/session"
+	"github.com/copycat-go/copycat/runtime/statemachine"
+)
+
+// apply runs on the node goroutine with each batch of committed entries. It
+// applies them to the state machine, completes the commands waiting on this
+// member, and pushes new events to the clients attached here.
+func (s *Server) apply(ents []raft.Entry) []any {
+	results := make([]any, len(ents))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, e := range ents {
+		if e.Type != raft.EntryNormal {
+			s.sm.Advance(e.Index, e.Timestamp)
+			continue
+		}
+		outs, err := s.sm.Apply(e.Index, e.Timestamp, e.Data)
+		if err != nil {
+			// Every member skips the same malformed entry alike.
+			s.log.Error("skipping entry", "index", e.Index, "err", err)
+			results[i] = err
+			continue
+		}
+		for _, o := range outs {
+			switch o.Kind {
+			case statemachine.KindCommand:
+				s.completeCommand(o.Session, o.Sequence, o.Response)
+			case statemachine.KindOpenSession:
+				s.lastSeen[o.Session] = now()
+			case statemachine.KindCloseSession:
+				s.sessionEnded(o.Session)
+			}
+		}
+		results[i] = outs
+	}
+	for _, sid := range s.sm.TakePublished() {
+		sess, ok := s.sm.Session(sid)
+		if !ok {
+			continue
+		}
+		for c := range s.conns[sid] {
+			c.pushEvents(sess)
+		}
+	}
+	close(s.appliedCh)
+	s.appliedCh = make(chan struct{})
+	return results
+}
+
+// completeCommand hands a command's outcome to whoever waits for it here.
+func (s *Server) completeCommand(sid, seq uint64, r session.Response) {
+	key := cmdKey{sid, seq}
+	for _, ch := range s.cmdWaiters[key] {
+		ch <- r
+	}
+	delete(s.cmdWaiters, key)
+}
+
+// sessionEnded fails what waits on a closed or expired session and detaches
+// its connections.
+func (s *Server) sessionEnded(sid uint64) {
+	delete(s.lastSeen, sid)
+	delete(s.expiring, sid)
+	for key, chs := range s.cmdWaiters {
+		if key.session == sid {
+			for _, ch := range chs {
+				ch <- session.Response{Err: sessionExpiredError}
+			}
+			delete(s.cmdWaiters, key)
+		}
+	}
+	for c := range s.conns[sid] {
+		c.detach()
+	}
+	delete(s.conns, sid)
+}

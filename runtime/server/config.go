@@ -1,0 +1,110 @@
+package server
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	rlog "github.com/copycat-go/copycat/runtime/log"
+	"github.com/copycat-go/copycat/runtime/transport"
+)
+
+// Config configures a member.
+type Config struct {
+	// ID is the member's ID, unique in the cluster, not 0.
+	ID uint64
+	// ClusterID names the cluster; members and clients of another cluster
+	// are refused at the handshake.
+	ClusterID string
+	// Addr is the address peers and clients reach this member at; the member
+	// listens on it unless Listener is set.
+	Addr string
+	// Listener, if set, is where the member accepts peers and clients.
+	Listener net.Listener
+	// DataDir holds the durable log. Required unless Storage is set.
+	DataDir string
+	// Storage overrides DataDir with a log the caller owns (tests use an
+	// in-memory one). The server does not close it.
+	Storage rlog.Store
+	// Transport, if set, replaces the TCP transport between members (tests
+	// use an in-memory network); clients are then served through ServeConn
+	// or on Listener if set.
+	Transport func(handler transport.Handler) transport.Transport
+	// Peers seeds addresses of other members for a member joining with an
+	// empty log.
+	Peers map[uint64]string
+	// TLS secures peer and client connections with mutual TLS.
+	TLS *tls.Config
+
+	// TickInterval is the Raft tick (default 10 ms); ElectionTicks and
+	// HeartbeatTicks are in ticks (defaults 20 and 2: a 200–400 ms election
+	// timeout, 20 ms heartbeats).
+	TickInterval   time.Duration
+	ElectionTicks  int
+	HeartbeatTicks int
+
+	// MinSessionTimeout and MaxSessionTimeout bound the timeouts clients may
+	// ask for (defaults 1 s and 5 min).
+	MinSessionTimeout time.Duration
+	MaxSessionTimeout time.Duration
+
+	// NoSync turns off fsync in the log: only for tests and benchmarks of
+	// the CPU path. A member that acknowledges unsynced entries can lose
+	// committed data in a power failure.
+	NoSync bool
+
+	Logger *slog.Logger
+}
+
+func (c *Config) setDefaults() {
+	if c.TickInterval <= 0 {
+		c.TickInterval = 10 * time.Millisecond
+	}
+	if c.ElectionTicks <= 0 {
+		c.ElectionTicks = 20
+	}
+	if c.HeartbeatTicks <= 0 {
+		c.HeartbeatTicks = 2
+	}
+	if c.MinSessionTimeout <= 0 {
+		c.MinSessionTimeout = time.Second
+	}
+	if c.MaxSessionTimeout <= 0 {
+		c.MaxSessionTimeout = 5 * time.Minute
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if c.ID == 0 {
+		errs = append(errs, errors.New("ID must not be 0"))
+	}
+	if c.ClusterID == "" {
+		errs = append(errs, errors.New("ClusterID must be set"))
+	}
+	if c.Addr == "" && c.Listener == nil && c.Transport == nil {
+		errs = append(errs, errors.New("Addr or Listener must be set"))
+	}
+	if c.DataDir == "" && c.Storage == nil {
+		errs = append(errs, errors.New("DataDir or Storage must be set"))
+	}
+	if c.ElectionTicks <= c.HeartbeatTicks {
+		errs = append(errs, fmt.Errorf("ElectionTicks (%d) must exceed HeartbeatTicks (%d)", c.ElectionTicks, c.HeartbeatTicks))
+	}
+	if c.MinSessionTimeout > c.MaxSessionTimeout {
+		errs = append(errs, fmt.Errorf("MinSessionTimeout (%v) exceeds MaxSessionTimeout (%v)", c.MinSessionTimeout, c.MaxSessionTimeout))
+	}
+	if electionTimeout := time.Duration(c.ElectionTicks) * c.TickInterval; c.MinSessionTimeout < 2*electionTimeout {
+		errs = append(errs, fmt.Errorf("MinSessionTimeout (%v) must be at least twice the election timeout (%v), or sessions expire across ordinary elections", c.MinSessionTimeout, electionTimeout))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("server: invalid config: %w", errors.Join(errs...))
+	}
+	return nil
+}
