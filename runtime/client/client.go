@@ -303,7 +303,10 @@ func (c *Client) handleResponse(cn *conn, m *protocol.Message) {
 			return
 		}
 		if errors.Is(err, runtime.ErrNoLeader) {
-			return // resent after reconnecting
+			if c.conn == cn {
+				c.dropConnLocked(cn) // resent on the next connection
+			}
+			return
 		}
 	}
 	c.settleLocked(o, m, nil)

@@ -87,7 +87,7 @@ func (c *Cluster) setServer(m *Member, srv *server.Server) {
 func NewCluster(t testing.TB, n int, types ...*runtime.ResourceType) *Cluster {
 	t.Helper()
 	c := &Cluster{
-		t: t, types: types, net: transport.NewNetwork(1), id: "copycattest",
+		t: t, types: types, net: transport.NewNetwork(1), id: ClusterID,
 		members: map[uint64]*Member{}, clientCut: map[uint64]bool{}, gates: map[*client.Client]*gate{},
 		logger: slog.New(slog.DiscardHandler),
 	}
@@ -115,6 +115,9 @@ func NewCluster(t testing.TB, n int, types ...*runtime.ResourceType) *Cluster {
 }
 
 func addrOf(id uint64) string { return fmt.Sprintf("member-%d", id) }
+
+// ClusterID is the cluster ID of every test cluster.
+const ClusterID = "copycattest"
 
 func (c *Cluster) newServer(m *Member, peers map[uint64]string) *server.Server {
 	srv, err := server.New(server.Config{
@@ -184,6 +187,10 @@ func (c *Cluster) dial(g *gate, addr string) (net.Conn, error) {
 	}
 	return nc, err
 }
+
+// Dial opens a raw connection to a member's client port (for protocol-level
+// tests); the caller performs the handshake.
+func (c *Cluster) Dial(addr string) (net.Conn, error) { return c.dialMember(addr) }
 
 func (c *Cluster) dialMember(addr string) (net.Conn, error) {
 	c.mu.Lock()

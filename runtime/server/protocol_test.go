@@ -1,0 +1,117 @@
+package server_test
+
+import (
+	"encoding/binary"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/copycat-go/copycat/runtime"
+	"github.com/copycat-go/copycat/runtime/copycattest"
+	"github.com/copycat-go/copycat/runtime/internal/counter"
+	"github.com/copycat-go/copycat/runtime/protocol"
+	"github.com/copycat-go/copycat/runtime/transport"
+)
+
+// rawConn speaks the client protocol by hand.
+type rawConn struct {
+	t  *testing.T
+	tc *transport.Conn
+	id uint64
+}
+
+func dialRaw(t *testing.T, c *copycattest.Cluster, member uint64) *rawConn {
+	nc, err := c.Dial(c.Member(member).Addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	tc := transport.NewConn(nc, transport.DefaultMaxFrameSize)
+	require.NoError(t, transport.Handshake(tc, transport.Hello{ClusterID: copycattest.ClusterID, Kind: transport.KindClient}))
+	return &rawConn{t: t, tc: tc}
+}
+
+func (r *rawConn) call(m *protocol.Message) *protocol.Message {
+	r.id++
+	m.ID = r.id
+	b, err := protocol.Encode(m)
+	require.NoError(r.t, err)
+	require.NoError(r.t, r.tc.WriteFrame(b))
+	require.NoError(r.t, r.tc.Flush())
+	for {
+		body, err := r.tc.ReadFrame()
+		require.NoError(r.t, err)
+		resp, err := protocol.Decode(body)
+		require.NoError(r.t, err)
+		if resp.Type == protocol.Response && resp.ID == m.ID {
+			return resp
+		}
+	}
+}
+
+func add(d int64) []byte { return binary.AppendVarint(nil, d) }
+
+func value(b []byte) int64 { v, _ := binary.Varint(b); return v }
+
+// A command retried after its response was lost is answered from the
+// session's cache and applied once — also when the retry reaches a new
+// leader after the old one crashed.
+func TestProtocol_RetriedCommandAppliesOnce(t *testing.T) {
+	c := copycattest.NewCluster(t, 3, counter.Type)
+	lead := c.Leader()
+	r := dialRaw(t, c, lead)
+	open := r.call(&protocol.Message{Type: protocol.OpenSession, TimeoutNs: int64(5 * time.Second)})
+	require.Equal(t, protocol.OK, open.Status)
+	sid := open.Session
+	res := r.call(&protocol.Message{Type: protocol.OpenResource, Session: sid, ResType: counter.Type.Name, Name: "once"})
+	require.Equal(t, protocol.OK, res.Status)
+	cmd := &protocol.Message{Type: protocol.Command, Session: sid, Sequence: 1, Resource: res.Resource, Op: counter.OpAdd, Args: add(5)}
+	first := r.call(cmd)
+	require.Equal(t, protocol.OK, first.Status)
+	again := r.call(&protocol.Message{Type: protocol.Command, Session: sid, Sequence: 1, Resource: res.Resource, Op: counter.OpAdd, Args: add(5)})
+	assert.Equal(t, first.Result, again.Result, "the retry gets the original response")
+	assert.Equal(t, first.Index, again.Index)
+
+	c.Crash(lead)
+	newLead := c.WaitLeader(10 * time.Second)
+	r2 := dialRaw(t, c, newLead)
+	var retry *protocol.Message
+	c.Eventually(10*time.Second, "the new leader to answer", func() bool {
+		retry = r2.call(&protocol.Message{Type: protocol.Command, Session: sid, Sequence: 1, Resource: res.Resource, Op: counter.OpAdd, Args: add(5)})
+		return retry.Status == protocol.OK
+	})
+	assert.Equal(t, first.Result, retry.Result, "the new leader answers from the replicated cache")
+	q := r2.call(&protocol.Message{Type: protocol.Query, Session: sid, Sequence: 1, Resource: res.Resource, Op: counter.OpGet, Consistency: runtime.Linearizable})
+	require.Equal(t, protocol.OK, q.Status)
+	assert.Equal(t, int64(5), value(q.Result), "applied exactly once")
+}
+
+// A malformed frame closes that connection only; the member serves others.
+func TestProtocol_MalformedFrameClosesOnlyThatConnection(t *testing.T) {
+	c := copycattest.NewCluster(t, 3, counter.Type)
+	lead := c.Leader()
+	good := dialRaw(t, c, lead)
+	bad := dialRaw(t, c, lead)
+	require.NoError(t, bad.tc.WriteFrame([]byte{0xc1, 0xff, 0x00}))
+	require.NoError(t, bad.tc.Flush())
+	_, err := bad.tc.ReadFrame()
+	require.Error(t, err, "the member closed the bad connection")
+	open := good.call(&protocol.Message{Type: protocol.OpenSession, TimeoutNs: int64(5 * time.Second)})
+	assert.Equal(t, protocol.OK, open.Status)
+	// A request of an unknown kind gets a clear error, and the connection lives.
+	resp := good.call(&protocol.Message{Type: protocol.Events})
+	assert.Equal(t, protocol.Failed, resp.Status)
+	assert.ErrorIs(t, protocol.ErrorOf(resp.Err, nil), runtime.ErrBadRequest)
+	open = good.call(&protocol.Message{Type: protocol.OpenSession, TimeoutNs: int64(5 * time.Second)})
+	assert.Equal(t, protocol.OK, open.Status)
+}
+
+// Commands of an unknown or expired session fail with ErrSessionExpired.
+func TestProtocol_UnknownSession(t *testing.T) {
+	c := copycattest.NewCluster(t, 3, counter.Type)
+	r := dialRaw(t, c, c.Leader())
+	resp := r.call(&protocol.Message{Type: protocol.Command, Session: 1, Sequence: 1, Resource: 1, Op: counter.OpAdd})
+	assert.Equal(t, protocol.Failed, resp.Status)
+	assert.ErrorIs(t, protocol.ErrorOf(resp.Err, nil), runtime.ErrSessionExpired)
+}
