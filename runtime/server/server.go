@@ -355,3 +355,19 @@ func (s *Server) Resources() int {
 	defer s.mu.Unlock()
 	return s.sm.Resources()
 }
+
+// SessionStats reports what this member holds for sessions: how many are
+// open, and how many cached responses and unacknowledged event batches they
+// hold in all. A steady workload must keep the last two bounded.
+func (s *Server) SessionStats() (sessions, responses, eventBatches int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range s.sm.SessionIDs() {
+		sess, _ := s.sm.Session(id)
+		r, _, e := sess.Sizes()
+		sessions++
+		responses += r
+		eventBatches += e
+	}
+	return sessions, responses, eventBatches
+}
