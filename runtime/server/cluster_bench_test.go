@@ -1,0 +1,433 @@
+//go:build unix
+
+package server_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/copycat-go/copycat/runtime"
+	"github.com/copycat-go/copycat/runtime/client"
+	"github.com/copycat-go/copycat/runtime/internal/counter"
+)
+
+// benchKVType is a minimal key-value resource for the benchmark, shaped like
+// etcd's put/get (the counter publishes an event to every session on each
+// change, which is not what an etcd put costs). Put takes a key and a value
+// and returns nothing; Get returns the value.
+var benchKVType = &runtime.ResourceType{
+	Name: "copycat.test.BenchKV",
+	Operations: []runtime.Operation{
+		{Code: 1, Name: "Put", Kind: runtime.Command},
+		{Code: 2, Name: "Get", Kind: runtime.Query, Consistency: runtime.Linearizable},
+	},
+	New: func() runtime.Resource { return &benchKV{m: map[string][]byte{}} },
+}
+
+const (
+	opKVPut runtime.OpCode = 1
+	opKVGet runtime.OpCode = 2
+)
+
+type benchKV struct{ m map[string][]byte }
+
+func (kv *benchKV) Execute(_ runtime.Commit, op runtime.OpCode, args []byte) ([]byte, error) {
+	k, n := binary.Uvarint(args)
+	if n <= 0 || uint64(len(args)-n) < k {
+		return nil, errors.New("benchkv: malformed arguments")
+	}
+	key := args[n : n+int(k)]
+	switch op {
+	case opKVPut:
+		kv.m[string(key)] = slices.Clone(args[n+int(k):])
+		return nil, nil
+	case opKVGet:
+		return kv.m[string(key)], nil
+	}
+	return nil, runtime.ErrUnknownOperation
+}
+
+func kvArgs(key, value []byte) []byte {
+	b := binary.AppendUvarint(make([]byte, 0, 2+len(key)+len(value)), uint64(len(key)))
+	b = append(b, key...)
+	return append(b, value...)
+}
+
+// ---- the benchmark ----
+
+// benchConfig is read from the environment.
+type benchConfig struct {
+	dur, warm  time.Duration
+	putClients []int
+	getClients int
+	shared     [2]int // callers, clients: the pipelined variant
+	keySpace   int
+	getKeys    int
+	size       int
+	only       []string
+	profileDir string
+	results    io.Writer
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func readBenchConfig(t *testing.T) benchConfig {
+	t.Helper()
+	c := benchConfig{keySpace: 100000, getKeys: 1000, size: 128, results: os.Stdout}
+	var err error
+	if c.dur, err = time.ParseDuration(envOr("COPYCAT_BENCH_DUR", "5s")); err != nil {
+		t.Fatalf("COPYCAT_BENCH_DUR: %v", err)
+	}
+	if c.warm, err = time.ParseDuration(envOr("COPYCAT_BENCH_WARM", "500ms")); err != nil {
+		t.Fatalf("COPYCAT_BENCH_WARM: %v", err)
+	}
+	ints := func(name, def string) []int {
+		var out []int
+		for _, p := range strings.Split(envOr(name, def), ",") {
+			if p = strings.TrimSpace(p); p == "" {
+				continue
+			}
+			v, err := strconv.Atoi(p)
+			if err != nil || v <= 0 {
+				t.Fatalf("%s: bad positive integer %q", name, p)
+			}
+			out = append(out, v)
+		}
+		return out
+	}
+	c.putClients = ints("COPYCAT_BENCH_CLIENTS", "1,8,64")
+	c.getClients = ints("COPYCAT_BENCH_GET_CLIENTS", "8")[0]
+	sh := ints("COPYCAT_BENCH_SHARED", "64,8")
+	if len(sh) != 2 {
+		t.Fatalf("COPYCAT_BENCH_SHARED: want callers,clients")
+	}
+	c.shared = [2]int{sh[0], sh[1]}
+	c.only = strings.Split(envOr("COPYCAT_BENCH_ONLY", "put,shared,get"), ",")
+	c.profileDir = os.Getenv("COPYCAT_BENCH_PROFILE_DIR")
+	if p := os.Getenv("COPYCAT_BENCH_RESULTS"); p != "" {
+		f, err := os.OpenFile(p, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatalf("COPYCAT_BENCH_RESULTS: %v", err)
+		}
+		t.Cleanup(func() { f.Close() })
+		c.results = io.MultiWriter(os.Stdout, f)
+	}
+	return c
+}
+
+// phaseResult and runTimed follow ../shared/peers/bench/stats.go exactly:
+// closed loops, an unmeasured warm-up, then a window in which only
+// operations that start after the warm-up and finish before the end count;
+// throughput = count / window; nearest-rank percentiles.
+type phaseResult struct {
+	n       int
+	errs    int
+	elapsed time.Duration
+	lats    []time.Duration
+}
+
+func percentile(sorted []time.Duration, q float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(q*float64(len(sorted)) + 0.5)
+	i = max(1, min(i, len(sorted)))
+	return sorted[i-1]
+}
+
+func msStr(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 3, 64) }
+
+func (r phaseResult) fields() []string {
+	slices.Sort(r.lats)
+	f := []string{
+		fmt.Sprintf("ops/s=%.0f", float64(r.n)/r.elapsed.Seconds()),
+		"p50_ms=" + msStr(percentile(r.lats, 0.50)),
+		"p99_ms=" + msStr(percentile(r.lats, 0.99)),
+		fmt.Sprintf("n=%d", r.n),
+	}
+	if r.errs > 0 {
+		f = append(f, fmt.Sprintf("errors=%d", r.errs))
+	}
+	return f
+}
+
+func runTimed(t *testing.T, c int, warm, dur time.Duration, op func(ctx context.Context, worker int, rng *rand.Rand) error) phaseResult {
+	start := time.Now()
+	warmEnd := start.Add(warm)
+	end := warmEnd.Add(dur)
+	ctx, cancel := context.WithDeadline(context.Background(), end.Add(50*time.Millisecond))
+	defer cancel()
+	var mu sync.Mutex
+	res := phaseResult{elapsed: dur}
+	var wg sync.WaitGroup
+	for w := range c {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(w)*7919))
+			lats := make([]time.Duration, 0, 4096)
+			n, errs := 0, 0
+			for {
+				t0 := time.Now()
+				if !t0.Before(end) {
+					break
+				}
+				err := op(ctx, w, rng)
+				t1 := time.Now()
+				if err != nil {
+					if ctx.Err() != nil {
+						break
+					}
+					errs++
+					if errs <= 3 {
+						t.Logf("worker %d: error: %v", w, err)
+					}
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				if !t0.Before(warmEnd) && !t1.After(end) {
+					n++
+					lats = append(lats, t1.Sub(t0))
+				}
+			}
+			mu.Lock()
+			res.n += n
+			res.errs += errs
+			res.lats = append(res.lats, lats...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return res
+}
+
+// cpuSnap reads user, system, idle, iowait and steal jiffies from /proc/stat.
+func cpuSnap() [5]int64 {
+	var out [5]int64
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return out
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return out
+	}
+	v := func(i int) int64 { n, _ := strconv.ParseInt(f[i], 10, 64); return n }
+	return [5]int64{v(1) + v(2), v(3) + v(6) + v(7), v(4), v(5), v(8)}
+}
+
+func cpuLine(before, after [5]int64) string {
+	var d [5]float64
+	total := 0.0
+	for i := range d {
+		d[i] = float64(after[i] - before[i])
+		total += d[i]
+	}
+	if total <= 0 {
+		total = 1
+	}
+	return fmt.Sprintf("meta cpu group=copycat user_pct=%.0f sys_pct=%.0f idle_pct=%.0f iowait_pct=%.1f steal_pct=%.1f",
+		100*d[0]/total, 100*d[1]/total, 100*d[2]/total, 100*d[3]/total, 100*d[4]/total)
+}
+
+// TestClusterBenchmark measures a 3-process loopback cluster with fsync on,
+// through the client, in the shape of ../shared/peers (etcd put/get):
+//
+//	COPYCAT_BENCH=1 go test ./runtime/server -run TestClusterBenchmark -v
+//
+// It prints one line per measurement, prefixed "copycat":
+//
+//	copycat put c=8 size=128 ops/s=... p50_ms=... p99_ms=... n=...
+//	copycat put c=64 clients=8 size=128 ...      (64 callers sharing 8 clients)
+//	copycat get c=8 mode=linearizable ...        (also linearizable_lease, sequential)
+//
+// Knobs: COPYCAT_BENCH_DUR (5s), COPYCAT_BENCH_WARM (500ms),
+// COPYCAT_BENCH_CLIENTS (1,8,64), COPYCAT_BENCH_SHARED (64,8),
+// COPYCAT_BENCH_GET_CLIENTS (8), COPYCAT_BENCH_ONLY (put,shared,get; also
+// "add": counter Adds, which publish an event to every session),
+// COPYCAT_BENCH_RESULTS (append the lines to a file), and
+// COPYCAT_BENCH_PROFILE_DIR (each member writes cpu-<id>.pprof,
+// allocs-<id>.pprof and mutex-<id>.pprof there when it stops).
+func TestClusterBenchmark(t *testing.T) {
+	if os.Getenv("COPYCAT_BENCH") == "" {
+		t.Skip("set COPYCAT_BENCH=1 to run the cluster benchmark")
+	}
+	cfg := readBenchConfig(t)
+	var env func(id uint64, start int) []string
+	if cfg.profileDir != "" {
+		if err := os.MkdirAll(cfg.profileDir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		env = func(id uint64, _ int) []string {
+			p := func(kind string) string { return filepath.Join(cfg.profileDir, fmt.Sprintf("%s-%d.pprof", kind, id)) }
+			return []string{envCPUProfile + "=" + p("cpu"), envAllocsProf + "=" + p("allocs"), envMutexProf + "=" + p("mutex")}
+		}
+	}
+	pc := newProcCluster(t, 3, env)
+	lead, _ := pc.leader()
+	line := func(prefix string, kv ...string) {
+		_, _ = io.WriteString(cfg.results, strings.Join(append([]string{prefix}, kv...), " ")+"\n")
+	}
+	line("meta", "copycat_go="+goruntime.Version(), fmt.Sprintf("gomaxprocs=%d", goruntime.GOMAXPROCS(0)),
+		"members=3", "fsync=on", "storage=bolt", "net=loopback_tcp", fmt.Sprintf("leader=%d", lead),
+		"dur="+cfg.dur.String(), "warm="+cfg.warm.String(), "date="+time.Now().UTC().Format(time.RFC3339))
+	c0 := cpuSnap()
+	ctx := context.Background()
+
+	type handle struct {
+		cli *client.Client
+		kv  *client.Resource
+	}
+	connect := func(n int) []handle {
+		hs := make([]handle, n)
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		for i := range hs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+				defer cancel()
+				cli, err := client.Connect(cctx, pc.Addrs(), client.WithClusterID(pc.id))
+				if err != nil {
+					errs <- err
+					return
+				}
+				r, err := cli.Open(cctx, benchKVType, "bench")
+				if err != nil {
+					_ = cli.Close()
+					errs <- err
+					return
+				}
+				hs[i] = handle{cli, r}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("connect: %v", err)
+		}
+		return hs
+	}
+	closeAll := func(hs []handle) {
+		var wg sync.WaitGroup
+		for _, h := range hs {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = h.cli.Close() }()
+		}
+		wg.Wait()
+	}
+	value := func(rng *rand.Rand) []byte {
+		const alpha = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+		b := make([]byte, cfg.size)
+		for i := range b {
+			b[i] = alpha[rng.IntN(len(alpha))]
+		}
+		return b
+	}
+	putOp := func(hs []handle) func(context.Context, int, *rand.Rand) error {
+		return func(ctx context.Context, w int, rng *rand.Rand) error {
+			key := fmt.Appendf(nil, "/pb/put/%08d", rng.IntN(cfg.keySpace))
+			_, err := hs[w%len(hs)].kv.Command(ctx, opKVPut, kvArgs(key, value(rng)))
+			return err
+		}
+	}
+	has := func(s string) bool { return slices.Contains(cfg.only, s) }
+
+	if has("put") {
+		for _, c := range cfg.putClients {
+			hs := connect(c)
+			r := runTimed(t, c, cfg.warm, cfg.dur, putOp(hs))
+			line("copycat put", append([]string{fmt.Sprintf("c=%d", c), fmt.Sprintf("size=%d", cfg.size)}, r.fields()...)...)
+			closeAll(hs)
+		}
+	}
+	if has("shared") {
+		callers, clients := cfg.shared[0], cfg.shared[1]
+		hs := connect(clients)
+		r := runTimed(t, callers, cfg.warm, cfg.dur, putOp(hs))
+		line("copycat put", append([]string{fmt.Sprintf("c=%d", callers), fmt.Sprintf("clients=%d", clients), fmt.Sprintf("size=%d", cfg.size)}, r.fields()...)...)
+		closeAll(hs)
+	}
+	if has("get") {
+		hs := connect(cfg.getClients)
+		rng := rand.New(rand.NewPCG(1, 2))
+		keys := make([][]byte, cfg.getKeys)
+		for i := range keys {
+			keys[i] = fmt.Appendf(nil, "/pb/get/%08d", i)
+			if _, err := hs[i%len(hs)].kv.Command(ctx, opKVPut, kvArgs(keys[i], value(rng))); err != nil {
+				t.Fatalf("pre-write: %v", err)
+			}
+		}
+		for _, mode := range []struct {
+			name string
+			cons runtime.Consistency
+		}{{"linearizable", runtime.Linearizable}, {"linearizable_lease", runtime.LinearizableLease}, {"sequential", runtime.Sequential}} {
+			r := runTimed(t, cfg.getClients, cfg.warm, cfg.dur, func(ctx context.Context, w int, rng *rand.Rand) error {
+				k := keys[rng.IntN(len(keys))]
+				v, err := hs[w].kv.Query(ctx, opKVGet, kvArgs(k, nil), client.WithConsistency(mode.cons))
+				if err == nil && len(v) != cfg.size {
+					err = fmt.Errorf("get %s: %d bytes, want %d", k, len(v), cfg.size)
+				}
+				return err
+			})
+			line("copycat get", append([]string{fmt.Sprintf("c=%d", cfg.getClients), "mode=" + mode.name}, r.fields()...)...)
+		}
+		closeAll(hs)
+	}
+	if has("add") {
+		for _, c := range cfg.putClients {
+			ctrs := make([]*counter.Client, c)
+			var clis []*client.Client
+			for i := range ctrs {
+				cli, err := client.Connect(ctx, pc.Addrs(), client.WithClusterID(pc.id))
+				if err != nil {
+					t.Fatal(err)
+				}
+				clis = append(clis, cli)
+				if ctrs[i], err = counter.Open(ctx, cli, "bench"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := runTimed(t, c, cfg.warm, cfg.dur, func(ctx context.Context, w int, _ *rand.Rand) error {
+				_, err := ctrs[w].Add(ctx, 1)
+				return err
+			})
+			line("copycat add", append([]string{fmt.Sprintf("c=%d", c), "resource=counter"}, r.fields()...)...)
+			for _, cli := range clis {
+				_ = cli.Close()
+			}
+		}
+	}
+	line(cpuLine(c0, cpuSnap()))
+	if l, _ := pc.leader(); l != lead {
+		t.Logf("leadership moved during the run: %d -> %d", lead, l)
+	}
+	for _, id := range pc.IDs() {
+		if err := pc.terminate(id, 15*time.Second); err != nil {
+			t.Errorf("member %d: %v", id, err)
+		}
+	}
+	if cfg.profileDir != "" {
+		t.Logf("profiles in %s (member %d led)", cfg.profileDir, lead)
+	}
+}
