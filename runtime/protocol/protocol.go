@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/vmihailenco/msgpack/v5"
-
 	"github.com/copycat-go/copycat/runtime"
 	"github.com/copycat-go/copycat/runtime/session"
 )
@@ -59,8 +57,6 @@ const (
 
 // Message is every message of the protocol; fields are used per Type.
 type Message struct {
-	_msgpack struct{} `msgpack:",as_array"`
-
 	Type Type
 	ID   uint64
 
@@ -96,11 +92,7 @@ var ErrMalformed = errors.New("protocol: malformed message")
 
 // Encode returns the message's frame body.
 func Encode(m *Message) ([]byte, error) {
-	b, err := msgpack.Marshal(m)
-	if err != nil {
-		return nil, fmt.Errorf("protocol: encode %s: %w", m.Type, err)
-	}
-	return b, nil
+	return AppendEncode(nil, m)
 }
 
 // Decode parses a frame body. It never panics on bad input.
@@ -111,7 +103,7 @@ func Decode(b []byte) (m *Message, err error) {
 		}
 	}()
 	m = &Message{}
-	if err := msgpack.Unmarshal(b, m); err != nil {
+	if err := decodeMessage(b, m); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if m.Type == 0 || m.Type >= typeMax {
