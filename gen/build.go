@@ -19,7 +19,8 @@ type builder struct {
 	foreign  func(path string) (*source, error)
 	res      map[*types.TypeName]*Resource
 	building map[*types.TypeName]bool
-	quiet    *diags // problems of foreign packages: theirs to fix, not reported here
+	quiet    *diags                   // problems of foreign packages: theirs to fix, not reported here
+	states   map[string]*stateChecker // by import path
 }
 
 func newBuilder(fset *token.FileSet, foreign func(string) (*source, error)) *builder {
@@ -31,7 +32,19 @@ func newBuilder(fset *token.FileSet, foreign func(string) (*source, error)) *bui
 		res:      map[*types.TypeName]*Resource{},
 		building: map[*types.TypeName]bool{},
 		quiet:    &diags{fset: fset},
+		states:   map[string]*stateChecker{},
 	}
+}
+
+// stateChecker returns the state checker of a package: one per package, so
+// every resource of it shares its state types.
+func (b *builder) stateChecker(pkg *types.Package) *stateChecker {
+	sc := b.states[pkg.Path()]
+	if sc == nil {
+		sc = &stateChecker{pkg: pkg, types: map[*types.TypeName]*StateType{}}
+		b.states[pkg.Path()] = sc
+	}
+	return sc
 }
 
 // addRoot scans a package the generator writes for.
@@ -76,6 +89,15 @@ func (b *builder) buildPackage(src *source) *Package {
 			b.checkNames(src, r)
 			p.Resources = append(p.Resources, r)
 		}
+	}
+	if sc := b.states[src.Path]; sc != nil {
+		for _, s := range sc.types {
+			if s.done {
+				p.StateTypes = append(p.StateTypes, s)
+			}
+		}
+		sort.Slice(p.StateTypes, func(i, j int) bool { return p.StateTypes[i].Obj.Name() < p.StateTypes[j].Obj.Name() })
+		b.checkStateNames(src, p)
 	}
 	// Methods marked on types that are not resources.
 	for _, recv := range sortedKeys(ds.methods) {
@@ -308,6 +330,7 @@ func (b *builder) resource(obj *types.TypeName) *Resource {
 	}
 	if r.Compaction == CompactionSnapshot && !r.SnapshotOverride && !userEnc && !userDec {
 		r.StateCodec = true
+		sc := b.stateChecker(pkg)
 		for i := 0; i < st.NumFields(); i++ {
 			f := st.Field(i)
 			if f.Name() == "_" {
@@ -322,17 +345,32 @@ func (b *builder) resource(obj *types.TypeName) *Resource {
 					continue // reported above
 				}
 			}
-			isSub := false
+			var sub *Resource
 			for _, s := range subs {
-				isSub = isSub || (f.Embedded() && s.field == f.Name())
+				if f.Embedded() && s.field == f.Name() {
+					sub = s.r
+				}
 			}
-			if !isSub {
-				if p := encodable(f.Type(), state); p != "" {
+			if sub == nil {
+				if p := sc.check(f.Type()); p != "" {
 					d.errorf(f.Pos(), "field %s of %s cannot be snapshotted: %s (or give %s Snapshot/Restore methods, or use compaction=release)", f.Name(), obj.Name(), p, obj.Name())
 					continue
 				}
+			} else if sub.Sessions {
+				r.Sessions = true
+				r.SessionSubs = append(r.SessionSubs, f.Name())
 			}
-			r.State = append(r.State, &Field{Name: f.Name(), Var: f.Name(), Type: f.Type(), Codec: codecOf(f.Type())})
+			r.State = append(r.State, &Field{Name: f.Name(), Var: f.Name(), Type: f.Type(), Codec: codecOf(f.Type()), Snapshotter: sub != nil && sub.SnapshotOverride})
+		}
+		markSessions(sc.types)
+		for _, fl := range r.State {
+			r.Sessions = r.Sessions || hasSessions(fl.Type, sc.types)
+		}
+		r.StateTypes = stateTypesOf(r.State, sc.types)
+		if r.Sessions {
+			if _, clash := own[resolveMethod]; clash {
+				d.errorf(own[resolveMethod].Pos(), "%s.%s clashes with the method the generator writes to resolve the sessions a snapshot holds: rename it", obj.Name(), resolveMethod)
+			}
 		}
 	}
 	b.res[obj] = r
@@ -577,6 +615,42 @@ func (b *builder) checkNames(src *source, r *Resource) {
 	for _, n := range names {
 		if obj := src.Types.Scope().Lookup(n); obj != nil {
 			b.d.errorf(obj.Pos(), "%s clashes with the name the generator writes for resource %s: rename it", n, r.Name)
+		}
+	}
+	for _, op := range r.Ops {
+		switch op.Name {
+		case "Resource", "Close", "Delete", "DroppedEvents":
+			b.d.errorf(op.Pos, "operation %s clashes with the method %sClient has for itself: rename it", op.Name, r.Name)
+		}
+	}
+}
+
+// checkStateNames reports the package's names that clash with the helpers
+// the generator writes for snapshot state.
+func (b *builder) checkStateNames(src *source, p *Package) {
+	byName := map[string]string{}
+	sessions := false
+	for _, r := range p.Resources {
+		sessions = sessions || r.Sessions
+	}
+	var names []string
+	for _, s := range p.StateTypes {
+		enc := stateHelper("encode", s.Obj)
+		if other, dup := byName[enc]; dup {
+			b.d.errorf(s.Obj.Pos(), "types %s and %s would both get snapshot helpers named %s and %s: rename one", other, s.Obj.Name(), enc, stateHelper("decode", s.Obj))
+		}
+		byName[enc] = s.Obj.Name()
+		names = append(names, enc, stateHelper("decode", s.Obj))
+		if s.Sessions {
+			names = append(names, stateHelper("resolve", s.Obj))
+		}
+	}
+	if sessions {
+		names = append(names, sessionHelpers...)
+	}
+	for _, n := range names {
+		if obj := src.Types.Scope().Lookup(n); obj != nil {
+			b.d.errorf(obj.Pos(), "%s clashes with a snapshot helper the generator writes: rename it", n)
 		}
 	}
 }

@@ -27,7 +27,9 @@
 // A marked method has a pointer receiver, is exported, takes an optional
 // first runtime.Commit and then named parameters of encodable types
 // (no chans, funcs, interfaces or unexported types; struct fields must be
-// exported or the type must bring its own msgpack, binary or text methods),
+// exported or the type must bring its own msgpack, binary or text methods;
+// operations named Resource, Close, Delete or DroppedEvents would clash
+// with the client's own methods),
 // and returns (), (T), (error) or (T, error). A query may take a Commit
 // for its Time, Index or Session, but may not call Release on it: queries
 // never enter the log, the generator refuses a direct call and the runtime
@@ -48,19 +50,73 @@
 // holding its arguments (CounterAdd{Delta int64}) and one per result
 // (CounterAddResult{Value int64}, or the result's name), with
 // EncodeMsgpack/DecodeMsgpack methods written out (typed msgpack calls for
-// integers, floats, bools, strings, []byte, time.Duration and time.Time;
-// enc.Encode/dec.Decode for other types); an unexported server type that
-// implements runtime.Resource (Execute dispatches op codes to methods) and
-// forwards the hooks the struct has (Init, SessionOpened/SessionClosed,
-// Delete); in snapshot mode, Snapshot/Restore that write every field of the
-// struct, exported or not, by name, except fields holding runtime handles
-// (runtime.Context, Commit, Session, Timer...), funcs or chans, which Init
-// must rebuild (a struct's own Snapshot(io.Writer) error and
-// Restore(io.Reader) error replace them); the descriptor CounterType; and
-// the client: OpenCounter(ctx, c, name) (*CounterClient, error), a method
-// per operation taking ctx first (queries also take client.QueryOption
-// after their declared consistency), OnCrossed(func(Crossed)) (cancel
-// func()) per event, Close, Delete and Resource.
+// integers, floats, bools, strings, []byte, time.Duration and time.Time,
+// and typed loops over slices, arrays and maps of them; enc.Encode/dec.Decode
+// for other types); an unexported server type that implements
+// runtime.Resource (Execute dispatches op codes to methods) and forwards the
+// hooks the struct has (Init, SessionOpened/SessionClosed, Delete); in
+// snapshot mode, Snapshot/Restore (see Snapshots); the descriptor
+// CounterType; and the client: OpenCounter(ctx, c, name) (*CounterClient,
+// error), a method per operation taking ctx first (queries also take
+// client.QueryOption after their declared consistency), OnCrossed(func(Crossed))
+// (cancel func()) per event, DroppedEvents, Close, Delete and Resource.
+// An event the client cannot decode (servers running a newer version of the
+// resource) reaches no listener and is counted by DroppedEvents.
+//
+// Lengths read from the wire bound what decoders preallocate, so a hostile
+// length cannot make a member allocate without bound.
+//
+// # Snapshots
+//
+// A snapshot-mode resource without its own Snapshot(io.Writer) error and
+// Restore(io.Reader) error gets EncodeMsgpack/DecodeMsgpack methods that
+// write every field of the struct, exported or not, as a map by name (so a
+// snapshot taken before a field was added or removed still restores).
+// Fields holding runtime handles (runtime.Context, Commit, Timer...), funcs
+// or chans are left out, directly or as the elements of containers: Init
+// rebuilds them (timers from the state it restored).
+//
+// Struct types declared in the resource's package and reached from its
+// state, exported or not, through pointers, slices, arrays, maps and named
+// types (map[string]entry, []waiter, *node, type queue []waiter) get
+// unexported helpers, written once per package in the first generated file
+// that needs them: encodeEntry(enc, *entry) error and decodeEntry(dec,
+// *entry) error, with their fields as maps by name too; no method is added
+// to the user's types. Types of other packages go through
+// enc.Encode/dec.Decode and must be encodable as they are (exported fields,
+// or their own msgpack, binary or text methods). A struct of the package
+// with its own EncodeMsgpack/DecodeMsgpack keeps them.
+//
+// An embedded resource is written by its own generated methods; one with its
+// own Snapshot/Restore is written as the bytes its Snapshot produces, and
+// read back through its Restore.
+//
+// Refused, with the field and the reason: interfaces other than
+// runtime.Session, unsafe pointers, complex numbers, map keys other than
+// strings, integers and bools (a runtime.Session key: key by the session's
+// ID), types that refer to themselves (type node struct{ next *node }: a
+// snapshot writes values, not pointer graphs), anonymous structs msgpack
+// cannot write as they are, and other packages' types with unexported
+// fields. Pointers are written as the values they point to: two pointers to
+// one value come back as two values, so keep shared items in one map and
+// refer to them by key.
+//
+// # Sessions in snapshots
+//
+// A runtime.Session in state (a field, an element of a slice, array or map,
+// a field of a state type) is written as its ID (0 for nil). Restore reads
+// it back as a stand-in (an unexported copycatSession) that knows only its
+// ID; the resource's generated ResolveSessions(runtime.Context) method then
+// replaces every stand-in with ctx.Session(id), the very handle commits and
+// hooks give, so == comparisons with later sessions hold. The generated
+// server calls ResolveSessions in Restore when Init has already given it a
+// Context, and otherwise in Init, before the struct's own Init hook runs:
+// either order of Init and Restore works, and the user's Init sees real
+// sessions (to rebuild timers, say). A session no longer open at that point
+// stays a stand-in: its ID is kept, State reports SessionClosed, Publish
+// drops the event. ResolveSessions calls the ResolveSessions of embedded
+// resources whose state holds sessions; a resource that writes its own
+// Snapshot/Restore and embeds one calls it from its Init.
 //
 // # Embedding
 //

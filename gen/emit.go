@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"go/types"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -35,16 +36,36 @@ func Emit(p *Package) (map[string][]byte, error) {
 	for _, r := range p.Resources {
 		byFile[r.File] = append(byFile[r.File], r)
 	}
+	states := map[*types.TypeName]*StateType{}
+	for _, s := range p.StateTypes {
+		states[s.Obj] = s
+	}
 	out := map[string][]byte{}
+	// Package-level helpers go in the first file (by name) that needs them.
+	placed := map[*types.TypeName]bool{}
+	sessionsPlaced := false
 	for _, file := range sortedKeys(byFile) {
 		rs := byFile[file]
 		sort.Slice(rs, func(i, j int) bool { return rs[i].Name < rs[j].Name })
-		e := &emitter{f: jen.NewFilePathName(p.Path, p.Name), pkg: p.Path}
+		e := &emitter{f: jen.NewFilePathName(p.Path, p.Name), pkg: p.Path, states: states}
 		e.f.ImportName(msgpackPath, "msgpack")
+		e.f.ImportName(msgpcodePath, "msgpcode")
 		e.f.ImportName(runtimePath, "runtime")
 		e.f.ImportName(clientPath, "client")
 		for _, r := range rs {
 			e.resource(r)
+		}
+		for _, r := range rs {
+			for _, st := range r.StateTypes {
+				if !placed[st.Obj] && states[st.Obj] != nil {
+					placed[st.Obj] = true
+					e.stateTypeCodec(st)
+				}
+			}
+			if r.Sessions && !sessionsPlaced {
+				sessionsPlaced = true
+				e.sessionHelpersCode()
+			}
 		}
 		var buf bytes.Buffer
 		if err := e.f.Render(&buf); err != nil {
@@ -61,8 +82,10 @@ func Emit(p *Package) (map[string][]byte, error) {
 }
 
 type emitter struct {
-	f   *jen.File
-	pkg string
+	f      *jen.File
+	pkg    string
+	states map[*types.TypeName]*StateType
+	names  map[string]int // variable names used in the function being written
 }
 
 // typ renders a type, importing the packages it names.
@@ -251,21 +274,26 @@ func (e *emitter) resource(r *Resource) {
 func (e *emitter) arrayCodec(name string, fields []*Field) {
 	f := e.f
 	f.Add(doc("%s", "EncodeMsgpack implements msgpack.CustomEncoder without reflection."))
+	e.startFunc()
 	f.Func().Params(jen.Id("x").Op("*").Id(name)).Id("EncodeMsgpack").Params(jen.Id("enc").Op("*").Add(mp("Encoder"))).Error().BlockFunc(func(g *jen.Group) {
 		g.Add(returnIfErr(jen.Id("enc").Dot("EncodeArrayLen").Call(jen.Lit(len(fields)))))
 		for _, fl := range fields {
-			g.Add(returnIfErr(encodeField(fl)))
+			e.encode(g, jen.Id("x").Dot(fl.Name), fl.Type, wire)
 		}
 		g.Return(jen.Nil())
 	})
 	f.Add(doc("%s", "DecodeMsgpack implements msgpack.CustomDecoder without reflection."))
+	e.startFunc()
+	e.names["n"], e.names["i"] = 1, 1
 	f.Func().Params(jen.Id("x").Op("*").Id(name)).Id("DecodeMsgpack").Params(jen.Id("dec").Op("*").Add(mp("Decoder"))).Error().BlockFunc(func(g *jen.Group) {
 		g.List(jen.Id("n"), jen.Err()).Op(":=").Id("dec").Dot("DecodeArrayLen").Call()
 		g.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Err()))
 		g.For(jen.Id("i").Op(":=").Lit(0), jen.Id("i").Op("<").Id("n"), jen.Id("i").Op("++")).Block(
 			jen.Switch(jen.Id("i")).BlockFunc(func(sw *jen.Group) {
 				for i, fl := range fields {
-					sw.Case(jen.Lit(i)).Block(e.decodeField(fl)...)
+					sw.Case(jen.Lit(i)).BlockFunc(func(g *jen.Group) {
+						e.scoped(func() { e.decode(g, jen.Id("x").Dot(fl.Name), fl.Type, wire) })
+					})
 				}
 				sw.Default().Block(returnIfErr(jen.Id("dec").Dot("Skip").Call()))
 			}),
@@ -282,60 +310,32 @@ func (e *emitter) stateCodec(r *Resource) {
 	if len(r.Skipped) > 0 {
 		skipped = fmt.Sprintf("\nFields left out (runtime handles, funcs, chans; Init rebuilds them): %s.", strings.Join(r.Skipped, ", "))
 	}
-	f.Add(doc("EncodeMsgpack writes the state of a %s for snapshots: every field by name.%s", r.Name, skipped))
+	sessions := ""
+	if r.Sessions {
+		sessions = "\nSessions are written as their IDs; " + resolveMethod + " turns them back into sessions."
+	}
+	f.Add(doc("EncodeMsgpack writes the state of a %s for snapshots: every field by name.%s%s", r.Name, skipped, sessions))
+	e.startFunc()
 	f.Func().Params(jen.Id("x").Op("*").Id(r.Name)).Id("EncodeMsgpack").Params(jen.Id("enc").Op("*").Add(mp("Encoder"))).Error().BlockFunc(func(g *jen.Group) {
-		g.Add(returnIfErr(jen.Id("enc").Dot("EncodeMapLen").Call(jen.Lit(len(r.State)))))
-		for _, fl := range r.State {
-			g.Add(returnIfErr(jen.Id("enc").Dot("EncodeString").Call(jen.Lit(fl.Var))))
-			g.Add(returnIfErr(encodeField(fl)))
-		}
-		g.Return(jen.Nil())
+		e.encodeFields(g, r.State)
 	})
 	f.Add(doc("DecodeMsgpack restores the state of a %s from a snapshot; fields the\nsnapshot does not hold keep their values.", r.Name))
+	e.startFunc()
 	f.Func().Params(jen.Id("x").Op("*").Id(r.Name)).Id("DecodeMsgpack").Params(jen.Id("dec").Op("*").Add(mp("Decoder"))).Error().BlockFunc(func(g *jen.Group) {
-		g.List(jen.Id("n"), jen.Err()).Op(":=").Id("dec").Dot("DecodeMapLen").Call()
-		g.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Err()))
-		g.For(jen.Id("i").Op(":=").Lit(0), jen.Id("i").Op("<").Id("n"), jen.Id("i").Op("++")).Block(
-			jen.List(jen.Id("key"), jen.Err()).Op(":=").Id("dec").Dot("DecodeString").Call(),
-			jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Err())),
-			jen.Switch(jen.Id("key")).BlockFunc(func(sw *jen.Group) {
-				for _, fl := range r.State {
-					sw.Case(jen.Lit(fl.Var)).Block(e.decodeField(fl)...)
-				}
-				sw.Default().Block(returnIfErr(jen.Id("dec").Dot("Skip").Call()))
-			}),
-		)
-		g.Return(jen.Nil())
+		e.decodeFields(g, r.State)
 	})
-}
-
-func encodeField(fl *Field) jen.Code {
-	v := jen.Id("x").Dot(fl.Name)
-	if fl.Codec.Generic() {
-		return jen.Id("enc").Dot("Encode").Call(jen.Op("&").Add(v))
-	}
-	if !types.Identical(fl.Type, fl.Codec.Wire) {
-		v = wireType(fl.Codec.Wire).Call(v)
-	}
-	return jen.Id("enc").Dot(fl.Codec.Enc).Call(v)
-}
-
-func (e *emitter) decodeField(fl *Field) []jen.Code {
-	dst := jen.Id("x").Dot(fl.Name)
-	if fl.Codec.Generic() {
-		return []jen.Code{returnIfErr(jen.Id("dec").Dot("Decode").Call(jen.Op("&").Add(dst)))}
-	}
-	val := jen.Id("v")
-	if !types.Identical(fl.Type, fl.Codec.Wire) {
-		val = jen.Add(e.typ(fl.Type)).Call(jen.Id("v"))
-		if _, ok := types.Unalias(fl.Type).(*types.Named); !ok {
-			val = jen.Parens(e.typ(fl.Type)).Call(jen.Id("v"))
-		}
-	}
-	return []jen.Code{
-		jen.List(jen.Id("v"), jen.Err()).Op(":=").Id("dec").Dot(fl.Codec.Dec).Call(),
-		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Err())),
-		dst.Op("=").Add(val),
+	if r.Sessions {
+		f.Add(doc("%s replaces the sessions DecodeMsgpack restored as IDs with the\nsessions ctx knows (a session no longer open stays a stand-in that reports\nitself closed). The generated server calls it after Restore once it has a\nruntime.Context, and in Init; a resource that embeds a %s and writes its\nown Snapshot/Restore calls it from its Init.", resolveMethod, r.Name))
+		e.startFunc()
+		f.Func().Params(jen.Id("x").Op("*").Id(r.Name)).Id(resolveMethod).Params(jen.Id("ctx").Add(rt("Context"))).BlockFunc(func(g *jen.Group) {
+			for _, fl := range r.State {
+				if slices.Contains(r.SessionSubs, fl.Var) {
+					g.Id("x").Dot(fl.Var).Dot(resolveMethod).Call(jen.Id("ctx"))
+					continue
+				}
+				e.resolve(g, jen.Id("x").Dot(fl.Var), fl.Type)
+			}
+		})
 	}
 }
 
@@ -359,7 +359,12 @@ func (e *emitter) server(r *Resource) {
 	S := lowerFirst(R) + "Server"
 	recv := jen.Id("s").Op("*").Id(S)
 	f.Add(doc("%s runs a %s on a server: it decodes operations and calls the\nmethods, and forwards hooks and snapshots.", S, R))
-	f.Type().Id(S).Struct(jen.Id("r").Op("*").Id(R))
+	f.Type().Id(S).StructFunc(func(g *jen.Group) {
+		g.Id("r").Op("*").Id(R)
+		if r.Sessions {
+			g.Id("ctx").Add(rt("Context")).Comment("set by Init: restored sessions resolve through it")
+		}
+	})
 
 	f.Add(doc("%s", "Execute implements runtime.Resource."))
 	f.Func().Params(recv).Id("Execute").Params(jen.Id("c").Add(rt("Commit")), jen.Id("op").Add(rt("OpCode")), jen.Id("args").Index().Byte()).Params(jen.Index().Byte(), jen.Error()).Block(
@@ -409,14 +414,25 @@ func (e *emitter) server(r *Resource) {
 
 	hook := func(name string, params []jen.Code, args []jen.Code) {
 		paths := r.Hooks[name]
-		f.Add(doc("%s forwards the %s hook.", name, name))
+		text := fmt.Sprintf("%s forwards the %s hook.", name, name)
+		if name == "Init" && r.Sessions {
+			text = "Init keeps ctx and resolves the sessions a snapshot restored, then\nforwards the Init hook."
+			if len(paths) == 0 {
+				text = "Init keeps ctx and resolves the sessions a snapshot restored."
+			}
+		}
+		f.Add(doc("%s", text))
 		f.Func().Params(recv).Id(name).Params(params...).BlockFunc(func(g *jen.Group) {
+			if name == "Init" && r.Sessions {
+				g.Id("s").Dot("ctx").Op("=").Id("ctx")
+				g.Id("s").Dot("r").Dot(resolveMethod).Call(jen.Id("ctx"))
+			}
 			for _, p := range paths {
 				g.Id("s").Dot("r").Dot(joinPath(p, name)).Call(args...)
 			}
 		})
 	}
-	if len(r.Hooks["Init"]) > 0 {
+	if len(r.Hooks["Init"]) > 0 || r.Sessions {
 		hook("Init", []jen.Code{jen.Id("ctx").Add(rt("Context"))}, []jen.Code{jen.Id("ctx")})
 	}
 	if len(r.Hooks["SessionOpened"])+len(r.Hooks["SessionClosed"]) > 0 {
@@ -437,6 +453,15 @@ func (e *emitter) server(r *Resource) {
 	}
 	f.Add(doc("%s", "Snapshot implements runtime.Snapshotter."))
 	f.Func().Params(recv).Id("Snapshot").Params(jen.Id("w").Qual("io", "Writer")).Error().Block(jen.Return(snap))
+	if r.Sessions {
+		f.Add(doc("%s", "Restore implements runtime.Snapshotter. Sessions come back as IDs; they\nresolve here if Init has given the context already, else in Init."))
+		f.Func().Params(recv).Id("Restore").Params(jen.Id("rd").Qual("io", "Reader")).Error().Block(
+			returnIfErr(restore),
+			jen.If(jen.Id("s").Dot("ctx").Op("!=").Nil()).Block(jen.Id("s").Dot("r").Dot(resolveMethod).Call(jen.Id("s").Dot("ctx"))),
+			jen.Return(jen.Nil()),
+		)
+		return
+	}
 	f.Add(doc("%s", "Restore implements runtime.Snapshotter."))
 	f.Func().Params(recv).Id("Restore").Params(jen.Id("rd").Qual("io", "Reader")).Error().Block(jen.Return(restore))
 }
@@ -487,7 +512,12 @@ func (e *emitter) client(r *Resource) {
 		text += "\n\n" + r.Doc
 	}
 	f.Add(doc("%s", text))
-	f.Type().Id(C).Struct(jen.Id("res").Op("*").Qual(clientPath, "Resource"))
+	f.Type().Id(C).StructFunc(func(g *jen.Group) {
+		g.Id("res").Op("*").Qual(clientPath, "Resource")
+		if len(r.Events) > 0 {
+			g.Id("dropped").Qual("sync/atomic", "Uint64").Comment("events that could not be decoded")
+		}
+	})
 
 	f.Add(doc("Open%s opens the %s named name, creating it if it does not exist.", R, R))
 	f.Func().Id("Open"+R).Params(jen.Id("ctx").Add(ctxT), jen.Id("c").Op("*").Qual(clientPath, "Client"), jen.Id("name").String()).Params(jen.Op("*").Id(C), jen.Error()).Block(
@@ -500,6 +530,10 @@ func (e *emitter) client(r *Resource) {
 	f.Func().Params(recv).Id("Resource").Params().Op("*").Qual(clientPath, "Resource").Block(jen.Return(jen.Id("cl").Dot("res")))
 	f.Add(doc("%s", "Close stops event delivery to this handle; the instance lives on."))
 	f.Func().Params(recv).Id("Close").Params().Error().Block(jen.Return(jen.Id("cl").Dot("res").Dot("Close").Call()))
+	if len(r.Events) > 0 {
+		f.Add(doc("%s", "DroppedEvents counts the events this handle received and could not\ndecode, so no listener saw them: a sign that the servers run a newer\nversion of the resource whose events this client does not know how to\nread. Events keep arriving in order around them."))
+		f.Func().Params(recv).Id("DroppedEvents").Params().Uint64().Block(jen.Return(jen.Id("cl").Dot("dropped").Dot("Load").Call()))
+	}
 	f.Add(doc("Delete deletes the %s instance cluster-wide.", R))
 	f.Func().Params(recv).Id("Delete").Params(jen.Id("ctx").Add(ctxT)).Error().Block(jen.Return(jen.Id("cl").Dot("res").Dot("Delete").Call(jen.Id("ctx"))))
 
@@ -568,7 +602,7 @@ func (e *emitter) client(r *Resource) {
 	}
 
 	for _, ev := range r.Events {
-		text := fmt.Sprintf("On%s calls f with each %s event the instance publishes to this\nclient's session, in order, until cancel is called or the handle closed.", ev.Name, ev.Name)
+		text := fmt.Sprintf("On%s calls f with each %s event the instance publishes to this\nclient's session, in order, until cancel is called or the handle closed.\nAn event that cannot be decoded is counted in DroppedEvents.", ev.Name, ev.Name)
 		if ev.Doc != "" {
 			text += "\n\n" + ev.Doc
 		}
@@ -577,7 +611,11 @@ func (e *emitter) client(r *Resource) {
 		f.Func().Params(recv).Id("On" + ev.Name).Params(jen.Id("f").Func().Params(evT)).Params(jen.Id("cancel").Func().Params()).Block(
 			jen.Return(jen.Id("cl").Dot("res").Dot("OnEvent").Call(jen.Id(R+ev.Name+"Event"), jen.Func().Params(jen.Id("data").Index().Byte()).Block(
 				jen.Var().Id("e").Add(jen.Qual(ev.PkgPath, ev.Name)),
-				jen.If(mp("Unmarshal").Call(jen.Id("data"), jen.Op("&").Id("e")).Op("==").Nil()).Block(jen.Id("f").Call(jen.Id("e"))),
+				jen.If(mp("Unmarshal").Call(jen.Id("data"), jen.Op("&").Id("e")).Op("!=").Nil()).Block(
+					jen.Id("cl").Dot("dropped").Dot("Add").Call(jen.Lit(1)),
+					jen.Return(),
+				),
+				jen.Id("f").Call(jen.Id("e")),
 			))),
 		)
 	}

@@ -15,8 +15,8 @@ type Package struct {
 	Dir       string // directory
 	Resources []*Resource
 	// StateTypes are the package's struct types reachable from snapshot
-	// state that get generated msgpack methods, by the file they go in.
-	// (Reserved: state types must currently be encodable as they are.)
+	// state, by name: they get generated helper functions (see StateType).
+	StateTypes []*StateType
 }
 
 // Compaction is a resource's log cleaning mode.
@@ -59,6 +59,14 @@ type Resource struct {
 	StateCodec bool
 	State      []*Field // fields written to snapshots, in declaration order
 	Skipped    []string // fields left out of snapshots (runtime handles, funcs, chans)
+	// StateTypes are the package's state types the snapshot reaches.
+	StateTypes []*StateType
+	// Sessions: the snapshot holds runtime.Session values (as IDs), so the
+	// resource gets a ResolveSessions method and its server an Init.
+	Sessions bool
+	// SessionSubs are the embedded resources (field names) whose snapshot
+	// holds sessions: ResolveSessions calls theirs.
+	SessionSubs []string
 
 	Pos token.Pos
 }
@@ -89,6 +97,9 @@ type Field struct {
 	Var   string     // the source name: parameter, named result, or struct field
 	Type  types.Type // its type
 	Codec Codec
+	// Snapshotter: an embedded resource with its own Snapshot/Restore,
+	// written in the outer snapshot as the bytes its Snapshot writes.
+	Snapshotter bool
 }
 
 // Event is one //copycat:event struct type.

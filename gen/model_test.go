@@ -134,11 +134,17 @@ func TestEncodable(t *testing.T) {
 // and builds its model.
 func buildFrom(t *testing.T, src string) (*Package, Diagnostics) {
 	t.Helper()
+	return buildWith(t, src, func(*token.FileSet) types.Importer { return importer.Default() })
+}
+
+// buildWith is buildFrom with an importer of choice.
+func buildWith(t *testing.T, src string, imp func(*token.FileSet) types.Importer) (*Package, Diagnostics) {
+	t.Helper()
 	fset := token.NewFileSet()
 	f, err := parser.ParseFile(fset, "/src/p/p.go", src, parser.ParseComments)
 	require.NoError(t, err)
 	info := &types.Info{Defs: map[*ast.Ident]types.Object{}, Uses: map[*ast.Ident]types.Object{}, Types: map[ast.Expr]types.TypeAndValue{}}
-	conf := types.Config{Importer: importer.Default()}
+	conf := types.Config{Importer: imp(fset)}
 	tp, err := conf.Check("example.com/p", fset, []*ast.File{f}, info)
 	require.NoError(t, err)
 	b := newBuilder(fset, nil)
@@ -242,4 +248,38 @@ func (r *R) C() {}
 	assert.Equal(t, 13, ds[1].Pos.Line)
 	assert.Contains(t, ds[1].Msg, "operation C has code 9, like operation B")
 	assert.Contains(t, ds.Error(), "/src/p/p.go:7:15: parameter c of A")
+}
+
+func TestBuildModel_State(t *testing.T) {
+	// The runtime package is imported from source.
+	p, ds := buildWith(t, `package p
+
+import "github.com/copycat-go/copycat/runtime"
+
+type entry struct {
+	value string
+	owner runtime.Session
+	timer runtime.Timer
+}
+
+type plain struct{ n int }
+
+//copycat:resource
+type R struct {
+	entries map[string]entry
+	queue   []*plain
+	holder  runtime.Session
+	ctx     runtime.Context
+}
+`, func(fset *token.FileSet) types.Importer { return importer.ForCompiler(fset, "source", nil) })
+	require.Empty(t, ds)
+	r := p.Resources[0]
+	assert.True(t, r.Sessions)
+	assert.Equal(t, []string{"ctx"}, r.Skipped)
+	require.Len(t, p.StateTypes, 2)
+	assert.Equal(t, "entry", p.StateTypes[0].Obj.Name())
+	assert.True(t, p.StateTypes[0].Sessions)
+	assert.Equal(t, []string{"timer"}, p.StateTypes[0].Skipped)
+	assert.Equal(t, "plain", p.StateTypes[1].Obj.Name())
+	assert.False(t, p.StateTypes[1].Sessions)
 }

@@ -189,13 +189,14 @@ func checkStruct(s *types.Struct, name string, mode checkMode, seen map[types.Ty
 }
 
 // handleOnly reports whether a state field holds what cannot be
-// snapshotted by nature: a runtime handle (Context, Commit, Session,
-// Timer...), a func or a chan, directly or through pointers, slices,
-// arrays and maps. Such fields are left out of snapshots; Init rebuilds them.
+// snapshotted by nature: a runtime handle (Context, Commit, Timer...; not
+// Session, which a snapshot holds as its ID), a func or a chan, directly or
+// through pointers, slices, arrays and maps. Such fields are left out of
+// snapshots; Init rebuilds them.
 func handleOnly(t types.Type) bool {
 	switch t := types.Unalias(t).(type) {
 	case *types.Named:
-		if t.Obj().Pkg() != nil && t.Obj().Pkg().Path() == runtimePath {
+		if t.Obj().Pkg() != nil && t.Obj().Pkg().Path() == runtimePath && t.Obj().Name() != "Session" {
 			return true
 		}
 		switch t.Underlying().(type) {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/copycat-go/copycat/runtime"
 	"github.com/copycat-go/copycat/runtime/client"
@@ -326,7 +327,8 @@ func encodeCounterEvent(event any) (runtime.EventCode, []byte, error) {
 //
 // Counter is a replicated counter.
 type CounterClient struct {
-	res *client.Resource
+	res     *client.Resource
+	dropped atomic.Uint64 // events that could not be decoded
 }
 
 // OpenCounter opens the Counter named name, creating it if it does not exist.
@@ -346,6 +348,14 @@ func (cl *CounterClient) Resource() *client.Resource {
 // Close stops event delivery to this handle; the instance lives on.
 func (cl *CounterClient) Close() error {
 	return cl.res.Close()
+}
+
+// DroppedEvents counts the events this handle received and could not
+// decode, so no listener saw them: a sign that the servers run a newer
+// version of the resource whose events this client does not know how to
+// read. Events keep arriving in order around them.
+func (cl *CounterClient) DroppedEvents() uint64 {
+	return cl.dropped.Load()
 }
 
 // Delete deletes the Counter instance cluster-wide.
@@ -387,13 +397,16 @@ func (cl *CounterClient) Reset(ctx context.Context) error {
 
 // OnCrossed calls f with each Crossed event the instance publishes to this
 // client's session, in order, until cancel is called or the handle closed.
+// An event that cannot be decoded is counted in DroppedEvents.
 //
 // Crossed is published to the adding session when the value passes a threshold.
 func (cl *CounterClient) OnCrossed(f func(Crossed)) (cancel func()) {
 	return cl.res.OnEvent(CounterCrossedEvent, func(data []byte) {
 		var e Crossed
-		if msgpack.Unmarshal(data, &e) == nil {
-			f(e)
+		if msgpack.Unmarshal(data, &e) != nil {
+			cl.dropped.Add(1)
+			return
 		}
+		f(e)
 	})
 }

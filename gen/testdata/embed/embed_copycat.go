@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/copycat-go/copycat/runtime"
 	"github.com/copycat-go/copycat/runtime/client"
@@ -331,7 +332,8 @@ func encodeBoxEvent(event any) (runtime.EventCode, []byte, error) {
 //
 // Box holds a value.
 type BoxClient struct {
-	res *client.Resource
+	res     *client.Resource
+	dropped atomic.Uint64 // events that could not be decoded
 }
 
 // OpenBox opens the Box named name, creating it if it does not exist.
@@ -351,6 +353,14 @@ func (cl *BoxClient) Resource() *client.Resource {
 // Close stops event delivery to this handle; the instance lives on.
 func (cl *BoxClient) Close() error {
 	return cl.res.Close()
+}
+
+// DroppedEvents counts the events this handle received and could not
+// decode, so no listener saw them: a sign that the servers run a newer
+// version of the resource whose events this client does not know how to
+// read. Events keep arriving in order around them.
+func (cl *BoxClient) DroppedEvents() uint64 {
+	return cl.dropped.Load()
 }
 
 // Delete deletes the Box instance cluster-wide.
@@ -392,14 +402,17 @@ func (cl *BoxClient) Take(ctx context.Context) (string, error) {
 
 // OnChanged calls f with each Changed event the instance publishes to this
 // client's session, in order, until cancel is called or the handle closed.
+// An event that cannot be decoded is counted in DroppedEvents.
 //
 // Changed is published when the box changes.
 func (cl *BoxClient) OnChanged(f func(Changed)) (cancel func()) {
 	return cl.res.OnEvent(BoxChangedEvent, func(data []byte) {
 		var e Changed
-		if msgpack.Unmarshal(data, &e) == nil {
-			f(e)
+		if msgpack.Unmarshal(data, &e) != nil {
+			cl.dropped.Add(1)
+			return
 		}
+		f(e)
 	})
 }
 
@@ -568,7 +581,7 @@ func (x *LabeledIncrResult) DecodeMsgpack(dec *msgpack.Decoder) error {
 			if err != nil {
 				return err
 			}
-			x.Value = (int)(v)
+			x.Value = int(v)
 		default:
 			if err := dec.Skip(); err != nil {
 				return err
@@ -862,7 +875,8 @@ func encodeLabeledEvent(event any) (runtime.EventCode, []byte, error) {
 // Labeled embeds a Box and a Tally: it gets Set, Take and Incr, replaces Get,
 // and adds Label.
 type LabeledClient struct {
-	res *client.Resource
+	res     *client.Resource
+	dropped atomic.Uint64 // events that could not be decoded
 }
 
 // OpenLabeled opens the Labeled named name, creating it if it does not exist.
@@ -882,6 +896,14 @@ func (cl *LabeledClient) Resource() *client.Resource {
 // Close stops event delivery to this handle; the instance lives on.
 func (cl *LabeledClient) Close() error {
 	return cl.res.Close()
+}
+
+// DroppedEvents counts the events this handle received and could not
+// decode, so no listener saw them: a sign that the servers run a newer
+// version of the resource whose events this client does not know how to
+// read. Events keep arriving in order around them.
+func (cl *LabeledClient) DroppedEvents() uint64 {
+	return cl.dropped.Load()
 }
 
 // Delete deletes the Labeled instance cluster-wide.
@@ -944,14 +966,17 @@ func (cl *LabeledClient) Take(ctx context.Context) (string, error) {
 
 // OnChanged calls f with each Changed event the instance publishes to this
 // client's session, in order, until cancel is called or the handle closed.
+// An event that cannot be decoded is counted in DroppedEvents.
 //
 // Changed is published when the box changes.
 func (cl *LabeledClient) OnChanged(f func(Changed)) (cancel func()) {
 	return cl.res.OnEvent(LabeledChangedEvent, func(data []byte) {
 		var e Changed
-		if msgpack.Unmarshal(data, &e) == nil {
-			f(e)
+		if msgpack.Unmarshal(data, &e) != nil {
+			cl.dropped.Add(1)
+			return
 		}
+		f(e)
 	})
 }
 
@@ -1041,7 +1066,7 @@ func (x *TallyIncrResult) DecodeMsgpack(dec *msgpack.Decoder) error {
 			if err != nil {
 				return err
 			}
-			x.Value = (int)(v)
+			x.Value = int(v)
 		default:
 			if err := dec.Skip(); err != nil {
 				return err
@@ -1109,7 +1134,7 @@ func (x *Tally) DecodeMsgpack(dec *msgpack.Decoder) error {
 			if err != nil {
 				return err
 			}
-			x.N = (int)(v)
+			x.N = int(v)
 		default:
 			if err := dec.Skip(); err != nil {
 				return err
@@ -1136,7 +1161,8 @@ func encodeTallyEvent(event any) (runtime.EventCode, []byte, error) {
 //
 // Tally counts; it has no hooks.
 type TallyClient struct {
-	res *client.Resource
+	res     *client.Resource
+	dropped atomic.Uint64 // events that could not be decoded
 }
 
 // OpenTally opens the Tally named name, creating it if it does not exist.
@@ -1158,6 +1184,14 @@ func (cl *TallyClient) Close() error {
 	return cl.res.Close()
 }
 
+// DroppedEvents counts the events this handle received and could not
+// decode, so no listener saw them: a sign that the servers run a newer
+// version of the resource whose events this client does not know how to
+// read. Events keep arriving in order around them.
+func (cl *TallyClient) DroppedEvents() uint64 {
+	return cl.dropped.Load()
+}
+
 // Delete deletes the Tally instance cluster-wide.
 func (cl *TallyClient) Delete(ctx context.Context) error {
 	return cl.res.Delete(ctx)
@@ -1176,13 +1210,16 @@ func (cl *TallyClient) Incr(ctx context.Context) (int, error) {
 
 // OnChanged calls f with each Changed event the instance publishes to this
 // client's session, in order, until cancel is called or the handle closed.
+// An event that cannot be decoded is counted in DroppedEvents.
 //
 // Changed is published when the box changes.
 func (cl *TallyClient) OnChanged(f func(Changed)) (cancel func()) {
 	return cl.res.OnEvent(TallyChangedEvent, func(data []byte) {
 		var e Changed
-		if msgpack.Unmarshal(data, &e) == nil {
-			f(e)
+		if msgpack.Unmarshal(data, &e) != nil {
+			cl.dropped.Add(1)
+			return
 		}
+		f(e)
 	})
 }

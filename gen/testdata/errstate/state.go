@@ -9,7 +9,15 @@ import (
 
 type entry struct {
 	value string
+	anyv  any
 }
+
+type node struct {
+	value int
+	next  *node
+}
+
+type tree map[string]tree
 
 // Res has state a snapshot cannot hold.
 //
@@ -22,4 +30,8 @@ type Res struct {
 	timers  map[string]runtime.Timer
 	notify  func()
 	ok      int
+	list    *node
+	t       tree
+	holders map[runtime.Session]int
+	waiting []struct{ s runtime.Session }
 }

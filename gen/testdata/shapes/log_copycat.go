@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"github.com/copycat-go/copycat/runtime"
 	"github.com/copycat-go/copycat/runtime/client"
@@ -116,7 +117,7 @@ func (x *LogAppendResult) DecodeMsgpack(dec *msgpack.Decoder) error {
 			if err != nil {
 				return err
 			}
-			x.Value = (int)(v)
+			x.Value = int(v)
 		default:
 			if err := dec.Skip(); err != nil {
 				return err
@@ -164,8 +165,19 @@ func (x *LogLinesResult) EncodeMsgpack(enc *msgpack.Encoder) error {
 	if err := enc.EncodeArrayLen(1); err != nil {
 		return err
 	}
-	if err := enc.Encode(&x.Value); err != nil {
-		return err
+	if x.Value == nil {
+		if err := enc.EncodeNil(); err != nil {
+			return err
+		}
+	} else {
+		if err := enc.EncodeArrayLen(len(x.Value)); err != nil {
+			return err
+		}
+		for i := range x.Value {
+			if err := enc.EncodeString(x.Value[i]); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -179,8 +191,22 @@ func (x *LogLinesResult) DecodeMsgpack(dec *msgpack.Decoder) error {
 	for i := 0; i < n; i++ {
 		switch i {
 		case 0:
-			if err := dec.Decode(&x.Value); err != nil {
+			n1, err := dec.DecodeArrayLen()
+			if err != nil {
 				return err
+			}
+			if n1 < 0 {
+				x.Value = nil
+			} else {
+				s := make([]string, 0, min(n1, 4096))
+				for i1 := 0; i1 < n1; i1++ {
+					v, err := dec.DecodeString()
+					if err != nil {
+						return err
+					}
+					s = append(s, v)
+				}
+				x.Value = s
 			}
 		default:
 			if err := dec.Skip(); err != nil {
@@ -246,7 +272,8 @@ func encodeLogEvent(event any) (runtime.EventCode, []byte, error) {
 //
 // Log has its own Snapshot and Restore, and lives in a second file.
 type LogClient struct {
-	res *client.Resource
+	res     *client.Resource
+	dropped atomic.Uint64 // events that could not be decoded
 }
 
 // OpenLog opens the Log named name, creating it if it does not exist.
@@ -266,6 +293,14 @@ func (cl *LogClient) Resource() *client.Resource {
 // Close stops event delivery to this handle; the instance lives on.
 func (cl *LogClient) Close() error {
 	return cl.res.Close()
+}
+
+// DroppedEvents counts the events this handle received and could not
+// decode, so no listener saw them: a sign that the servers run a newer
+// version of the resource whose events this client does not know how to
+// read. Events keep arriving in order around them.
+func (cl *LogClient) DroppedEvents() uint64 {
+	return cl.dropped.Load()
 }
 
 // Delete deletes the Log instance cluster-wide.
@@ -301,13 +336,16 @@ func (cl *LogClient) Lines(ctx context.Context, opts ...client.QueryOption) ([]s
 
 // OnAppended calls f with each Appended event the instance publishes to this
 // client's session, in order, until cancel is called or the handle closed.
+// An event that cannot be decoded is counted in DroppedEvents.
 //
 // Appended is published on every append.
 func (cl *LogClient) OnAppended(f func(Appended)) (cancel func()) {
 	return cl.res.OnEvent(LogAppendedEvent, func(data []byte) {
 		var e Appended
-		if msgpack.Unmarshal(data, &e) == nil {
-			f(e)
+		if msgpack.Unmarshal(data, &e) != nil {
+			cl.dropped.Add(1)
+			return
 		}
+		f(e)
 	})
 }

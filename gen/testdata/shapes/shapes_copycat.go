@@ -7,6 +7,7 @@ package shapes
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/copycat-go/copycat/runtime"
@@ -137,19 +138,19 @@ func (x *StoreBasics) DecodeMsgpack(dec *msgpack.Decoder) error {
 			if err != nil {
 				return err
 			}
-			x.I = (int)(v)
+			x.I = int(v)
 		case 2:
 			v, err := dec.DecodeInt64()
 			if err != nil {
 				return err
 			}
-			x.I8 = (int8)(v)
+			x.I8 = int8(v)
 		case 3:
 			v, err := dec.DecodeUint64()
 			if err != nil {
 				return err
 			}
-			x.U = (uint16)(v)
+			x.U = uint16(v)
 		case 4:
 			v, err := dec.DecodeUint64()
 			if err != nil {
@@ -179,13 +180,13 @@ func (x *StoreBasics) DecodeMsgpack(dec *msgpack.Decoder) error {
 			if err != nil {
 				return err
 			}
-			x.R = (rune)(v)
+			x.R = rune(v)
 		case 9:
 			v, err := dec.DecodeUint64()
 			if err != nil {
 				return err
 			}
-			x.By = (byte)(v)
+			x.By = byte(v)
 		default:
 			if err := dec.Skip(); err != nil {
 				return err
@@ -215,14 +216,33 @@ func (x *StoreComposite) EncodeMsgpack(enc *msgpack.Encoder) error {
 	if err := enc.Encode(&x.Ps); err != nil {
 		return err
 	}
-	if err := enc.Encode(&x.M); err != nil {
-		return err
+	if x.M == nil {
+		if err := enc.EncodeNil(); err != nil {
+			return err
+		}
+	} else {
+		if err := enc.EncodeMapLen(len(x.M)); err != nil {
+			return err
+		}
+		for k, v := range x.M {
+			if err := enc.EncodeString(k); err != nil {
+				return err
+			}
+			if err := enc.EncodeInt(int64(v)); err != nil {
+				return err
+			}
+		}
 	}
 	if err := enc.Encode(&x.Ptr); err != nil {
 		return err
 	}
-	if err := enc.Encode(&x.Arr); err != nil {
+	if err := enc.EncodeArrayLen(2); err != nil {
 		return err
+	}
+	for i := range x.Arr {
+		if err := enc.EncodeUint(uint64(x.Arr[i])); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -244,16 +264,48 @@ func (x *StoreComposite) DecodeMsgpack(dec *msgpack.Decoder) error {
 				return err
 			}
 		case 2:
-			if err := dec.Decode(&x.M); err != nil {
+			n1, err := dec.DecodeMapLen()
+			if err != nil {
 				return err
+			}
+			if n1 < 0 {
+				x.M = nil
+			} else {
+				m := make(map[string]int, min(n1, 4096))
+				for i1 := 0; i1 < n1; i1++ {
+					k, err := dec.DecodeString()
+					if err != nil {
+						return err
+					}
+					v, err := dec.DecodeInt64()
+					if err != nil {
+						return err
+					}
+					m[k] = int(v)
+				}
+				x.M = m
 			}
 		case 3:
 			if err := dec.Decode(&x.Ptr); err != nil {
 				return err
 			}
 		case 4:
-			if err := dec.Decode(&x.Arr); err != nil {
+			n1, err := dec.DecodeArrayLen()
+			if err != nil {
 				return err
+			}
+			for i1 := 0; i1 < n1; i1++ {
+				if i1 >= len(x.Arr) {
+					if err := dec.Skip(); err != nil {
+						return err
+					}
+					continue
+				}
+				v, err := dec.DecodeUint64()
+				if err != nil {
+					return err
+				}
+				x.Arr[i1] = uint32(v)
 			}
 		default:
 			if err := dec.Skip(); err != nil {
@@ -458,8 +510,22 @@ func (x *StoreReserved) EncodeMsgpack(enc *msgpack.Encoder) error {
 	if err := enc.EncodeBytes(x.Args); err != nil {
 		return err
 	}
-	if err := enc.Encode(&x.Data); err != nil {
-		return err
+	if x.Data == nil {
+		if err := enc.EncodeNil(); err != nil {
+			return err
+		}
+	} else {
+		if err := enc.EncodeMapLen(len(x.Data)); err != nil {
+			return err
+		}
+		for k, v := range x.Data {
+			if err := enc.EncodeString(k); err != nil {
+				return err
+			}
+			if err := enc.EncodeString(v); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -483,7 +549,7 @@ func (x *StoreReserved) DecodeMsgpack(dec *msgpack.Decoder) error {
 			if err != nil {
 				return err
 			}
-			x.Err = (int)(v)
+			x.Err = int(v)
 		case 2:
 			v, err := dec.DecodeBool()
 			if err != nil {
@@ -503,8 +569,26 @@ func (x *StoreReserved) DecodeMsgpack(dec *msgpack.Decoder) error {
 			}
 			x.Args = v
 		case 5:
-			if err := dec.Decode(&x.Data); err != nil {
+			n1, err := dec.DecodeMapLen()
+			if err != nil {
 				return err
+			}
+			if n1 < 0 {
+				x.Data = nil
+			} else {
+				m := make(map[string]string, min(n1, 4096))
+				for i1 := 0; i1 < n1; i1++ {
+					k, err := dec.DecodeString()
+					if err != nil {
+						return err
+					}
+					v, err := dec.DecodeString()
+					if err != nil {
+						return err
+					}
+					m[k] = v
+				}
+				x.Data = m
 			}
 		default:
 			if err := dec.Skip(); err != nil {
@@ -594,8 +678,19 @@ func (x *StoreSum) EncodeMsgpack(enc *msgpack.Encoder) error {
 	if err := enc.EncodeInt(x.Base); err != nil {
 		return err
 	}
-	if err := enc.Encode(&x.More); err != nil {
-		return err
+	if x.More == nil {
+		if err := enc.EncodeNil(); err != nil {
+			return err
+		}
+	} else {
+		if err := enc.EncodeArrayLen(len(x.More)); err != nil {
+			return err
+		}
+		for i := range x.More {
+			if err := enc.EncodeInt(x.More[i]); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
@@ -615,8 +710,22 @@ func (x *StoreSum) DecodeMsgpack(dec *msgpack.Decoder) error {
 			}
 			x.Base = v
 		case 1:
-			if err := dec.Decode(&x.More); err != nil {
+			n1, err := dec.DecodeArrayLen()
+			if err != nil {
 				return err
+			}
+			if n1 < 0 {
+				x.More = nil
+			} else {
+				s := make([]int64, 0, min(n1, 4096))
+				for i1 := 0; i1 < n1; i1++ {
+					v, err := dec.DecodeInt64()
+					if err != nil {
+						return err
+					}
+					s = append(s, v)
+				}
+				x.More = s
 			}
 		default:
 			if err := dec.Skip(); err != nil {
@@ -866,7 +975,8 @@ func encodeStoreEvent(event any) (runtime.EventCode, []byte, error) {
 //
 // Store exercises the shapes.
 type StoreClient struct {
-	res *client.Resource
+	res     *client.Resource
+	dropped atomic.Uint64 // events that could not be decoded
 }
 
 // OpenStore opens the Store named name, creating it if it does not exist.
@@ -886,6 +996,14 @@ func (cl *StoreClient) Resource() *client.Resource {
 // Close stops event delivery to this handle; the instance lives on.
 func (cl *StoreClient) Close() error {
 	return cl.res.Close()
+}
+
+// DroppedEvents counts the events this handle received and could not
+// decode, so no listener saw them: a sign that the servers run a newer
+// version of the resource whose events this client does not know how to
+// read. Events keep arriving in order around them.
+func (cl *StoreClient) DroppedEvents() uint64 {
+	return cl.dropped.Load()
 }
 
 // Delete deletes the Store instance cluster-wide.
@@ -1030,13 +1148,16 @@ func (cl *StoreClient) Times(ctx context.Context, d time.Duration, at time.Time,
 
 // OnAppended calls f with each Appended event the instance publishes to this
 // client's session, in order, until cancel is called or the handle closed.
+// An event that cannot be decoded is counted in DroppedEvents.
 //
 // Appended is published on every append.
 func (cl *StoreClient) OnAppended(f func(Appended)) (cancel func()) {
 	return cl.res.OnEvent(StoreAppendedEvent, func(data []byte) {
 		var e Appended
-		if msgpack.Unmarshal(data, &e) == nil {
-			f(e)
+		if msgpack.Unmarshal(data, &e) != nil {
+			cl.dropped.Add(1)
+			return
 		}
+		f(e)
 	})
 }

@@ -7,6 +7,7 @@ package base
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/copycat-go/copycat/runtime"
 	"github.com/copycat-go/copycat/runtime/client"
@@ -189,7 +190,8 @@ func encodeLockEvent(event any) (runtime.EventCode, []byte, error) {
 //
 // Lock is a minimal lock that releases commits.
 type LockClient struct {
-	res *client.Resource
+	res     *client.Resource
+	dropped atomic.Uint64 // events that could not be decoded
 }
 
 // OpenLock opens the Lock named name, creating it if it does not exist.
@@ -209,6 +211,14 @@ func (cl *LockClient) Resource() *client.Resource {
 // Close stops event delivery to this handle; the instance lives on.
 func (cl *LockClient) Close() error {
 	return cl.res.Close()
+}
+
+// DroppedEvents counts the events this handle received and could not
+// decode, so no listener saw them: a sign that the servers run a newer
+// version of the resource whose events this client does not know how to
+// read. Events keep arriving in order around them.
+func (cl *LockClient) DroppedEvents() uint64 {
+	return cl.dropped.Load()
 }
 
 // Delete deletes the Lock instance cluster-wide.
@@ -235,13 +245,16 @@ func (cl *LockClient) Release(ctx context.Context) error {
 
 // OnAcquired calls f with each Acquired event the instance publishes to this
 // client's session, in order, until cancel is called or the handle closed.
+// An event that cannot be decoded is counted in DroppedEvents.
 //
 // Acquired is published to the session that acquired the lock.
 func (cl *LockClient) OnAcquired(f func(Acquired)) (cancel func()) {
 	return cl.res.OnEvent(LockAcquiredEvent, func(data []byte) {
 		var e Acquired
-		if msgpack.Unmarshal(data, &e) == nil {
-			f(e)
+		if msgpack.Unmarshal(data, &e) != nil {
+			cl.dropped.Add(1)
+			return
 		}
+		f(e)
 	})
 }

@@ -7,6 +7,7 @@ package outer
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	base "github.com/copycat-go/copycat/gen/testdata/embedforeign/base"
 	"github.com/copycat-go/copycat/runtime"
@@ -176,7 +177,7 @@ func (x *GuardedReadResult) DecodeMsgpack(dec *msgpack.Decoder) error {
 			if err != nil {
 				return err
 			}
-			x.Value = (int)(v)
+			x.Value = int(v)
 		default:
 			if err := dec.Skip(); err != nil {
 				return err
@@ -243,7 +244,7 @@ func (x *GuardedWrite) DecodeMsgpack(dec *msgpack.Decoder) error {
 			if err != nil {
 				return err
 			}
-			x.V = (int)(v)
+			x.V = int(v)
 		default:
 			if err := dec.Skip(); err != nil {
 				return err
@@ -313,7 +314,8 @@ func encodeGuardedEvent(event any) (runtime.EventCode, []byte, error) {
 // Guarded is a lock with a guarded value; it inherits compaction=release
 // from base.Lock.
 type GuardedClient struct {
-	res *client.Resource
+	res     *client.Resource
+	dropped atomic.Uint64 // events that could not be decoded
 }
 
 // OpenGuarded opens the Guarded named name, creating it if it does not exist.
@@ -333,6 +335,14 @@ func (cl *GuardedClient) Resource() *client.Resource {
 // Close stops event delivery to this handle; the instance lives on.
 func (cl *GuardedClient) Close() error {
 	return cl.res.Close()
+}
+
+// DroppedEvents counts the events this handle received and could not
+// decode, so no listener saw them: a sign that the servers run a newer
+// version of the resource whose events this client does not know how to
+// read. Events keep arriving in order around them.
+func (cl *GuardedClient) DroppedEvents() uint64 {
+	return cl.dropped.Load()
 }
 
 // Delete deletes the Guarded instance cluster-wide.
@@ -380,13 +390,16 @@ func (cl *GuardedClient) Write(ctx context.Context, v int) error {
 
 // OnAcquired calls f with each Acquired event the instance publishes to this
 // client's session, in order, until cancel is called or the handle closed.
+// An event that cannot be decoded is counted in DroppedEvents.
 //
 // Acquired is published to the session that acquired the lock.
 func (cl *GuardedClient) OnAcquired(f func(base.Acquired)) (cancel func()) {
 	return cl.res.OnEvent(GuardedAcquiredEvent, func(data []byte) {
 		var e base.Acquired
-		if msgpack.Unmarshal(data, &e) == nil {
-			f(e)
+		if msgpack.Unmarshal(data, &e) != nil {
+			cl.dropped.Add(1)
+			return
 		}
+		f(e)
 	})
 }
