@@ -138,6 +138,12 @@ func (n *Node) handleReady() error {
 	if rd.SoftState != nil {
 		n.log.Info("role changed", "state", st.SoftState.State.String(), "lead", st.SoftState.Lead, "term", st.HardState.Term)
 		if st.SoftState.State != raft.StateLeader {
+			for idx, w := range n.waiters {
+				if w.failOnStepDown {
+					delete(n.waiters, idx)
+					w.resolve(proposeResult{err: ErrLeadershipLost})
+				}
+			}
 			// Reads pending at a leader that lost its role will not be
 			// confirmed by it; let callers retry elsewhere.
 			for seq, ch := range n.reads {
@@ -173,9 +179,9 @@ func (n *Node) resolveWaiters(ents []raft.Entry, results []any) {
 			if i < len(results) {
 				v = results[i]
 			}
-			w.ch <- proposeResult{index: e.Index, value: v}
+			w.resolve(proposeResult{index: e.Index, value: v})
 		} else {
-			w.ch <- proposeResult{err: ErrDropped}
+			w.resolve(proposeResult{err: ErrDropped})
 		}
 	}
 }
@@ -190,7 +196,7 @@ func (n *Node) releaseReads() {
 
 func (n *Node) failAll(err error) {
 	for idx, w := range n.waiters {
-		w.ch <- proposeResult{err: err}
+		w.resolve(proposeResult{err: err})
 		delete(n.waiters, idx)
 	}
 	for seq, ch := range n.reads {

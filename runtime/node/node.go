@@ -64,6 +64,10 @@ var (
 	// ErrDropped is returned when a proposal was accepted but then lost to a
 	// leader change before it committed; it may be retried.
 	ErrDropped = errors.New("node: proposal lost to a leader change")
+	// ErrLeadershipLost is returned to ProposeFunc callers when this member
+	// stopped leading before their entry committed: the entry may still
+	// commit under the next leader, or not.
+	ErrLeadershipLost = errors.New("node: leadership lost; outcome unknown")
 )
 
 // Node is a running member.
@@ -93,6 +97,19 @@ type Node struct {
 type waiter struct {
 	term uint64
 	ch   chan<- proposeResult
+	// fn, if set, receives the outcome instead of ch, on the node goroutine.
+	fn func(Result, error)
+	// failOnStepDown resolves the waiter with ErrLeadershipLost as soon as
+	// this member stops leading, for callers whose retries are safe.
+	failOnStepDown bool
+}
+
+func (w waiter) resolve(r proposeResult) {
+	if w.fn != nil {
+		w.fn(Result{Index: r.index, Value: r.value}, r.err)
+		return
+	}
+	w.ch <- r
 }
 
 type proposeResult struct {
@@ -348,6 +365,23 @@ func (n *Node) FullStatus(ctx context.Context) (raft.Status, error) {
 	}
 }
 
+// ProposeFunc queues a proposal and returns; done is called on the node's
+// goroutine with its outcome (it must not block): once the entry is applied,
+// when it is lost, as soon as this member stops leading (ErrLeadershipLost:
+// the entry may still commit), or when the node stops. Proposals queued one
+// after another by one goroutine are appended in that order. It is for
+// callers whose retries are safe, like a server's session commands.
+func (n *Node) ProposeFunc(ctx context.Context, data []byte, done func(Result, error)) error {
+	return n.do(ctx, func(n *Node) {
+		idx, err := n.r.Propose(raft.Entry{Data: data, Timestamp: time.Now().UnixNano()})
+		if err != nil {
+			done(Result{}, err)
+			return
+		}
+		n.waiters[idx] = waiter{term: n.r.Term(), fn: done, failOnStepDown: true}
+	})
+}
+
 // Outcome is the eventual result of an asynchronous proposal.
 type Outcome struct {
 	Result Result
@@ -359,28 +393,10 @@ type Outcome struct {
 // are appended to the log in that order, which is what lets a server keep a
 // client's pipelined commands in sequence without waiting for each.
 func (n *Node) ProposeAsync(ctx context.Context, data []byte) (<-chan Outcome, error) {
-	ch := make(chan proposeResult, 1)
 	out := make(chan Outcome, 1)
-	err := n.do(ctx, func(n *Node) {
-		idx, err := n.r.Propose(raft.Entry{Data: data, Timestamp: time.Now().UnixNano()})
-		if err != nil {
-			ch <- proposeResult{err: err}
-			return
-		}
-		n.waiters[idx] = waiter{term: n.r.Term(), ch: ch}
-	})
+	err := n.ProposeFunc(ctx, data, func(r Result, err error) { out <- Outcome{Result: r, Err: err} })
 	if err != nil {
 		return nil, err
 	}
-	go func() {
-		select {
-		case res := <-ch:
-			out <- Outcome{Result: Result{Index: res.index, Value: res.value}, Err: res.err}
-		case <-n.done:
-			out <- Outcome{Err: ErrStopped}
-		case <-ctx.Done():
-			out <- Outcome{Err: ctx.Err()}
-		}
-	}()
 	return out, nil
 }

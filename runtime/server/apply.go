@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/copycat-go/copycat/runtime/protocol"
 	"github.com/copycat-go/copycat/runtime/raft"
 	"github.com/copycat-go/copycat/runtime/session"
 	"github.com/copycat-go/copycat/runtime/statemachine"
@@ -51,13 +52,20 @@ func (s *Server) apply(ents []raft.Entry) []any {
 	return results
 }
 
-// completeCommand hands a command's outcome to whoever waits for it here.
+// completeCommand answers whoever waits here for a command's outcome, right
+// from the apply path (replies are queued, never written inline).
 func (s *Server) completeCommand(sid, seq uint64, r session.Response) {
 	key := cmdKey{sid, seq}
-	for _, ch := range s.cmdWaiters[key] {
-		ch <- r
+	ws := s.cmdWaiters[key]
+	if len(ws) == 0 {
+		return
 	}
 	delete(s.cmdWaiters, key)
+	resp := commandResponse(r)
+	for _, w := range ws {
+		out := *resp
+		w.cc.reply(w.req, &out)
+	}
 }
 
 // sessionEnded fails what waits on a closed or expired session and detaches
@@ -65,10 +73,10 @@ func (s *Server) completeCommand(sid, seq uint64, r session.Response) {
 func (s *Server) sessionEnded(sid uint64) {
 	delete(s.lastSeen, sid)
 	delete(s.expiring, sid)
-	for key, chs := range s.cmdWaiters {
+	for key, ws := range s.cmdWaiters {
 		if key.session == sid {
-			for _, ch := range chs {
-				ch <- session.Response{Err: sessionExpiredError}
+			for _, w := range ws {
+				w.cc.reply(w.req, &protocol.Message{Status: protocol.Failed, Err: sessionExpiredError})
 			}
 			delete(s.cmdWaiters, key)
 		}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/copycat-go/copycat/runtime"
+	"github.com/copycat-go/copycat/runtime/node"
 	"github.com/copycat-go/copycat/runtime/protocol"
 	"github.com/copycat-go/copycat/runtime/session"
 	"github.com/copycat-go/copycat/runtime/statemachine"
@@ -314,14 +315,16 @@ func (s *Server) proposeAndReply(cc *clientConn, m *protocol.Message, e statemac
 	}()
 }
 
-// handleCommand proposes a command, or answers a retry from the cache.
+// handleCommand proposes a command, or answers a retry from the cache. The
+// answer comes from the apply path (completeCommand); only a failure to get
+// the entry committed is answered here, and the client retries then.
 func (s *Server) handleCommand(cc *clientConn, m *protocol.Message) {
 	n := s.currentNode()
 	if n == nil || !s.IsLeader() {
 		cc.fail(m, ErrNotLeader)
 		return
 	}
-	ch := make(chan session.Response, 1)
+	w := &cmdWaiter{cc: cc, req: m}
 	key := cmdKey{m.Session, m.Sequence}
 	s.mu.Lock()
 	sess, ok := s.sm.Session(m.Session)
@@ -335,60 +338,41 @@ func (s *Server) handleCommand(cc *clientConn, m *protocol.Message) {
 		cc.reply(m, commandResponse(r))
 		return
 	}
-	s.cmdWaiters[key] = append(s.cmdWaiters[key], ch)
+	s.cmdWaiters[key] = append(s.cmdWaiters[key], w)
 	s.mu.Unlock()
-	// A command already applied whose response the client acknowledged is
-	// not waited for: the client does not retry those.
 	e := statemachine.Entry{Kind: statemachine.KindCommand, Session: m.Session, Sequence: m.Sequence, Resource: m.Resource, Op: m.Op, Args: m.Args}
 	data, err := e.Encode()
-	if err != nil {
-		s.dropWaiter(key, ch)
-		cc.fail(m, err)
-		return
+	if err == nil {
+		err = n.ProposeFunc(cc.ctx, data, func(_ node.Result, err error) {
+			if err != nil && s.dropWaiter(key, w) {
+				// The entry may still commit under a new leader; the
+				// client's retry there is answered from the session's cache.
+				cc.fail(m, err)
+			}
+		})
 	}
-	ctx, cancel := context.WithTimeout(cc.ctx, requestTimeout)
-	out, err := n.ProposeAsync(ctx, data)
-	if err != nil {
-		cancel()
-		s.dropWaiter(key, ch)
+	if err != nil && s.dropWaiter(key, w) {
 		cc.fail(m, err)
-		return
 	}
-	go func() {
-		defer cancel()
-		o := <-out
-		if o.Err != nil {
-			// The entry may still commit under a new leader; the client's
-			// retry there is answered from the session's cache.
-			s.dropWaiter(key, ch)
-			cc.fail(m, o.Err)
-			return
-		}
-		select {
-		case r := <-ch:
-			cc.reply(m, commandResponse(r))
-		case <-ctx.Done():
-			s.dropWaiter(key, ch)
-			cc.fail(m, ctx.Err())
-		}
-	}()
 }
 
-func (s *Server) dropWaiter(key cmdKey, ch chan session.Response) {
+// dropWaiter removes a waiter and reports whether it was still waiting.
+func (s *Server) dropWaiter(key cmdKey, w *cmdWaiter) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	chs := s.cmdWaiters[key]
-	for i, c := range chs {
-		if c == ch {
-			chs = append(chs[:i], chs[i+1:]...)
-			break
+	ws := s.cmdWaiters[key]
+	for i, x := range ws {
+		if x == w {
+			ws = append(ws[:i], ws[i+1:]...)
+			if len(ws) == 0 {
+				delete(s.cmdWaiters, key)
+			} else {
+				s.cmdWaiters[key] = ws
+			}
+			return true
 		}
 	}
-	if len(chs) == 0 {
-		delete(s.cmdWaiters, key)
-	} else {
-		s.cmdWaiters[key] = chs
-	}
+	return false
 }
 
 func commandResponse(r session.Response) *protocol.Message {

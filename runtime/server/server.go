@@ -7,13 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/copycat-go/copycat/runtime"
 	rlog "github.com/copycat-go/copycat/runtime/log"
 	"github.com/copycat-go/copycat/runtime/node"
+	"github.com/copycat-go/copycat/runtime/protocol"
 	"github.com/copycat-go/copycat/runtime/raft"
-	"github.com/copycat-go/copycat/runtime/session"
 	"github.com/copycat-go/copycat/runtime/statemachine"
 	"github.com/copycat-go/copycat/runtime/transport"
 )
@@ -32,7 +33,7 @@ type Server struct {
 
 	mu         sync.Mutex // guards everything below, and sm
 	sm         *statemachine.StateMachine
-	cmdWaiters map[cmdKey][]chan session.Response
+	cmdWaiters map[cmdKey][]*cmdWaiter
 	appliedCh  chan struct{} // closed and replaced after every applied batch
 	conns      map[uint64]map[*clientConn]struct{}
 	allConns   map[*clientConn]struct{}
@@ -40,7 +41,7 @@ type Server struct {
 	expiring   map[uint64]bool
 	wasLeader  bool
 
-	node      *node.Node
+	node      atomic.Pointer[node.Node]
 	keepAlive chan *kaRequest
 	stop      chan struct{}
 	wg        sync.WaitGroup
@@ -48,6 +49,12 @@ type Server struct {
 }
 
 type cmdKey struct{ session, seq uint64 }
+
+// cmdWaiter is a client request waiting for its command to be applied here.
+type cmdWaiter struct {
+	cc  *clientConn
+	req *protocol.Message
+}
 
 // New creates a member hosting the given resource types. It opens the log
 // and the transport; Bootstrap or Start begins taking part in the cluster.
@@ -64,7 +71,7 @@ func New(cfg Config, types ...*runtime.ResourceType) (*Server, error) {
 		cfg:        cfg,
 		log:        cfg.Logger.With("member", cfg.ID),
 		sm:         sm,
-		cmdWaiters: map[cmdKey][]chan session.Response{},
+		cmdWaiters: map[cmdKey][]*cmdWaiter{},
 		appliedCh:  make(chan struct{}),
 		conns:      map[uint64]map[*clientConn]struct{}{},
 		allConns:   map[*clientConn]struct{}{},
@@ -112,11 +119,7 @@ func New(cfg Config, types ...*runtime.ResourceType) (*Server, error) {
 	return s, nil
 }
 
-func (s *Server) currentNode() *node.Node {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.node
-}
+func (s *Server) currentNode() *node.Node { return s.node.Load() }
 
 // Addr returns the address the member serves on.
 func (s *Server) Addr() string { return s.cfg.Addr }
@@ -168,9 +171,7 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
-	s.mu.Lock()
-	s.node = n
-	s.mu.Unlock()
+	s.node.Store(n)
 	s.wg.Add(2)
 	go s.keepAliveLoop()
 	go s.expiryLoop()
