@@ -385,6 +385,9 @@ func (c *Client) connect(addr string) error {
 	sid := c.session
 	c.mu.Unlock()
 	if sid == 0 {
+		// The cluster starts the session's timeout when it applies the
+		// opening, after this moment: count the safe bound from here.
+		sent := time.Now()
 		resp, err := cn.roundTrip(ctx, &protocol.Message{Type: protocol.OpenSession, ClientID: c.opts.clientID, TimeoutNs: int64(c.opts.sessionTimeout)})
 		if err == nil && resp.Status == protocol.NotLeader {
 			c.mu.Lock()
@@ -400,7 +403,7 @@ func (c *Client) connect(addr string) error {
 		}
 		c.mu.Lock()
 		c.session, c.timeout = resp.Session, time.Duration(resp.TimeoutNs)
-		c.confirmed = time.Now()
+		c.confirmed = sent
 		sid = c.session
 		c.mu.Unlock()
 	}

@@ -29,11 +29,13 @@ import (
 	"github.com/copycat-go/copycat/runtime/transport"
 )
 
-// Timing of test clusters: fast elections, short session timeouts allowed.
+// Timing of test clusters: elections in 200–400 ms (fast, yet with room for
+// the scheduling delays of -race on two loaded cores), and session timeouts
+// as short as twice that.
 const (
-	TickInterval      = 5 * time.Millisecond
+	TickInterval      = 10 * time.Millisecond
 	ElectionTicks     = 20
-	MinSessionTimeout = 250 * time.Millisecond
+	MinSessionTimeout = 500 * time.Millisecond
 )
 
 // Cluster is an in-memory cluster.

@@ -41,7 +41,7 @@ func TestMemory_TenThousandSessions(t *testing.T) {
 	}
 	n := envInt("COPYCAT_MEM_SESSIONS", 10000)
 	c := copycattest.NewCluster(t, 3, counter.Type)
-	r := dialRaw(t, c, c.Leader())
+	r := dialLeader(t, c)
 	ids := make([]uint64, 0, n)
 	for range n {
 		resp := r.call(&protocol.Message{Type: protocol.OpenSession, TimeoutNs: int64(time.Minute)})

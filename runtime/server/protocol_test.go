@@ -18,21 +18,49 @@ import (
 // rawConn speaks the client protocol by hand.
 type rawConn struct {
 	t  *testing.T
+	c  *copycattest.Cluster
 	tc *transport.Conn
 	id uint64
+	// follow makes call retry at the current leader when the member it is
+	// connected to answers NotLeader (as a real client does).
+	follow bool
 }
 
 func dialRaw(t *testing.T, c *copycattest.Cluster, member uint64) *rawConn {
-	nc, err := c.Dial(c.Member(member).Addr)
-	require.NoError(t, err)
-	t.Cleanup(func() { nc.Close() })
-	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	r := &rawConn{t: t, c: c}
+	r.dial(member)
+	return r
+}
+
+func (r *rawConn) dial(member uint64) {
+	nc, err := r.c.Dial(r.c.Member(member).Addr)
+	require.NoError(r.t, err)
+	r.t.Cleanup(func() { nc.Close() })
+	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
 	tc := transport.NewConn(nc, transport.DefaultMaxFrameSize)
-	require.NoError(t, transport.Handshake(tc, transport.Hello{ClusterID: copycattest.ClusterID, Kind: transport.KindClient}))
-	return &rawConn{t: t, tc: tc}
+	require.NoError(r.t, transport.Handshake(tc, transport.Hello{ClusterID: copycattest.ClusterID, Kind: transport.KindClient}))
+	r.tc = tc
+}
+
+// dialLeader connects to the current leader and follows leadership.
+func dialLeader(t *testing.T, c *copycattest.Cluster) *rawConn {
+	r := dialRaw(t, c, c.WaitLeader(10*time.Second))
+	r.follow = true
+	return r
 }
 
 func (r *rawConn) call(m *protocol.Message) *protocol.Message {
+	for attempt := 0; ; attempt++ {
+		resp := r.callOnce(m)
+		if !r.follow || resp.Status != protocol.NotLeader || attempt > 50 {
+			return resp
+		}
+		r.c.Eventually(10*time.Second, "a leader", func() bool { return r.c.Leader() != 0 })
+		r.dial(r.c.Leader())
+	}
+}
+
+func (r *rawConn) callOnce(m *protocol.Message) *protocol.Message {
 	r.id++
 	m.ID = r.id
 	b, err := protocol.Encode(m)
@@ -59,8 +87,7 @@ func value(b []byte) int64 { v, _ := binary.Varint(b); return v }
 // leader after the old one crashed.
 func TestProtocol_RetriedCommandAppliesOnce(t *testing.T) {
 	c := copycattest.NewCluster(t, 3, counter.Type)
-	lead := c.Leader()
-	r := dialRaw(t, c, lead)
+	r := dialLeader(t, c)
 	open := r.call(&protocol.Message{Type: protocol.OpenSession, TimeoutNs: int64(5 * time.Second)})
 	require.Equal(t, protocol.OK, open.Status)
 	sid := open.Session
@@ -73,9 +100,8 @@ func TestProtocol_RetriedCommandAppliesOnce(t *testing.T) {
 	assert.Equal(t, first.Result, again.Result, "the retry gets the original response")
 	assert.Equal(t, first.Index, again.Index)
 
-	c.Crash(lead)
-	newLead := c.WaitLeader(10 * time.Second)
-	r2 := dialRaw(t, c, newLead)
+	c.Crash(c.Leader())
+	r2 := dialLeader(t, c)
 	var retry *protocol.Message
 	c.Eventually(10*time.Second, "the new leader to answer", func() bool {
 		retry = r2.call(&protocol.Message{Type: protocol.Command, Session: sid, Sequence: 1, Resource: res.Resource, Op: counter.OpAdd, Args: add(5)})
@@ -110,7 +136,7 @@ func TestProtocol_MalformedFrameClosesOnlyThatConnection(t *testing.T) {
 // Commands of an unknown or expired session fail with ErrSessionExpired.
 func TestProtocol_UnknownSession(t *testing.T) {
 	c := copycattest.NewCluster(t, 3, counter.Type)
-	r := dialRaw(t, c, c.Leader())
+	r := dialLeader(t, c)
 	resp := r.call(&protocol.Message{Type: protocol.Command, Session: 1, Sequence: 1, Resource: 1, Op: counter.OpAdd})
 	assert.Equal(t, protocol.Failed, resp.Status)
 	assert.ErrorIs(t, protocol.ErrorOf(resp.Err, nil), runtime.ErrSessionExpired)
