@@ -269,8 +269,8 @@ func TestEvents(t *testing.T) {
 // levels and on every member's own state, at the same state machine time.
 func TestTTL(t *testing.T) {
 	ctx := testContext(t)
-	var p probe
-	c := copycattest.NewCluster(t, 3, p.wrap(dmap.MapType))
+	var p copycattest.Probe
+	c := copycattest.NewCluster(t, 3, p.Wrap(dmap.MapType))
 	m, err := dmap.OpenMap(ctx, c.Client(), "ttl")
 	require.NoError(t, err)
 	_, err = m.Put(ctx, "k", []byte("v"), 400*time.Millisecond)
@@ -305,8 +305,8 @@ func TestTTL(t *testing.T) {
 // leader, restarted, expires it at the same log time.
 func TestTTLLeaderCrash(t *testing.T) {
 	ctx := testContext(t)
-	var p probe
-	c := copycattest.NewCluster(t, 3, p.wrap(dmap.MapType))
+	var p copycattest.Probe
+	c := copycattest.NewCluster(t, 3, p.Wrap(dmap.MapType))
 	m, err := dmap.OpenMap(ctx, c.Client(), "crash")
 	require.NoError(t, err)
 	_, err = m.Put(ctx, "k", []byte("v"), 500*time.Millisecond)
@@ -329,24 +329,24 @@ func TestTTLLeaderCrash(t *testing.T) {
 // per running member; a crashed member's instance stops where it crashed)
 // have fired a timer, checks that each holds exactly the keys want, and
 // that every instance that fired did so at the same state machine times.
-func checkExpiredEverywhere(t *testing.T, c *copycattest.Cluster, p *probe, name string, n int, want []string) {
+func checkExpiredEverywhere(t *testing.T, c *copycattest.Cluster, p *copycattest.Probe, name string, n int, want []string) {
 	t.Helper()
-	var fired []*probed
+	var fired []*copycattest.Instance
 	c.Eventually(10*time.Second, "every member expires the key", func() bool {
 		fired = fired[:0]
-		for _, r := range p.instances(name) {
-			if len(r.firings()) > 0 {
+		for _, r := range p.Instances(name) {
+			if len(r.Firings()) > 0 {
 				fired = append(fired, r)
 			}
 		}
 		return len(fired) >= n
 	})
-	first := fired[0].firings()
+	first := fired[0].Firings()
 	for _, r := range fired {
 		var page dmap.MapKeysResult
-		r.query(t, dmap.MapKeysOp, &dmap.MapKeys{}, &page)
+		r.Query(t, dmap.MapKeysOp, &dmap.MapKeys{}, &page)
 		assert.Equal(t, want, page.Value.Keys)
-		assert.Equal(t, first, r.firings(), "timers fire at the same log time on every member")
+		assert.Equal(t, first, r.Firings(), "timers fire at the same log time on every member")
 	}
 }
 

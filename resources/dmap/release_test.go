@@ -1,6 +1,7 @@
 package dmap_test
 
 import (
+	"github.com/copycat-go/copycat/runtime/copycattest"
 	"testing"
 	"time"
 
@@ -17,46 +18,46 @@ import (
 type driver struct {
 	t   *testing.T
 	res runtime.Resource
-	ctx *fakeContext
+	ctx *copycattest.FakeContext
 	log []logged
 }
 
 type logged struct {
-	c    *fakeCommit
+	c    *copycattest.FakeCommit
 	op   runtime.OpCode
 	args []byte
 }
 
 func newDriver(t *testing.T, now time.Time) *driver {
-	d := &driver{t: t, res: dmap.MapType.New(), ctx: &fakeContext{now: now, sessions: map[uint64]runtime.Session{}}}
+	d := &driver{t: t, res: dmap.MapType.New(), ctx: &copycattest.FakeContext{Clock: now, SessionsByID: map[uint64]runtime.Session{}}}
 	d.res.(runtime.Initializer).Init(d.ctx)
 	return d
 }
 
 // cmd applies a command and returns its index.
-func (d *driver) cmd(s *fakeSession, op runtime.OpCode, args any) uint64 {
+func (d *driver) cmd(s *copycattest.FakeSession, op runtime.OpCode, args any) uint64 {
 	d.t.Helper()
 	data, err := msgpack.Marshal(args)
 	require.NoError(d.t, err)
-	c := &fakeCommit{index: uint64(len(d.log) + 1), time: d.ctx.now, session: s}
+	c := &copycattest.FakeCommit{At: uint64(len(d.log) + 1), Clock: d.ctx.Clock, Caller: s}
 	d.log = append(d.log, logged{c: c, op: op, args: data})
 	_, _ = d.res.Execute(c, op, data)
-	return c.index
+	return c.At
 }
 
 // live returns the indexes of the commits not released.
 func (d *driver) live() []uint64 {
 	var out []uint64
 	for _, l := range d.log {
-		if l.c.released == 0 {
-			out = append(out, l.c.index)
+		if l.c.Released == 0 {
+			out = append(out, l.c.At)
 		}
 	}
 	return out
 }
 
 func (d *driver) entries() []dmap.Entry {
-	out, err := d.res.Execute(&fakeCommit{}, dmap.MapEntriesOp, mustMarshal(d.t, &dmap.MapEntries{}))
+	out, err := d.res.Execute(&copycattest.FakeCommit{}, dmap.MapEntriesOp, mustMarshal(d.t, &dmap.MapEntries{}))
 	require.NoError(d.t, err)
 	var r dmap.MapEntriesResult
 	require.NoError(d.t, msgpack.Unmarshal(out, &r))
@@ -74,8 +75,8 @@ func put(key, value string, ttl time.Duration) *dmap.MapPut {
 func TestRelease(t *testing.T) {
 	t0 := time.Unix(1000, 0)
 	d := newDriver(t, t0)
-	s1, s2 := &fakeSession{id: 1}, &fakeSession{id: 2}
-	d.ctx.sessions[1], d.ctx.sessions[2] = s1, s2
+	s1, s2 := &copycattest.FakeSession{SessionID: 1}, &copycattest.FakeSession{SessionID: 2}
+	d.ctx.SessionsByID[1], d.ctx.SessionsByID[2] = s1, s2
 
 	a1 := d.cmd(s1, dmap.MapPutOp, put("a", "1", 0))
 	assert.Equal(t, []uint64{a1}, d.live())
@@ -101,7 +102,7 @@ func TestRelease(t *testing.T) {
 
 	t1 := d.cmd(s1, dmap.MapPutOp, put("t", "ttl", 5*time.Second))
 	assert.Equal(t, []uint64{b3, t1}, d.live())
-	d.ctx.advance(t0.Add(6 * time.Second))
+	d.ctx.Advance(t0.Add(6 * time.Second))
 	assert.Equal(t, []uint64{b3}, d.live(), "an expired put is released")
 	d.cmd(s1, dmap.MapPutOp, put("neg", "x", -time.Second))
 	assert.Equal(t, []uint64{b3}, d.live(), "a refused put is released")
@@ -124,52 +125,52 @@ func TestRelease(t *testing.T) {
 	assert.Empty(t, d.live(), "Clear releases every put and itself")
 
 	// Queries hold nothing and are never released (the runtime forbids it).
-	q := &fakeCommit{}
+	q := &copycattest.FakeCommit{}
 	for _, op := range []runtime.OpCode{dmap.MapGetOp, dmap.MapContainsKeyOp, dmap.MapSizeOp, dmap.MapKeysOp, dmap.MapEntriesOp} {
 		_, err := d.res.Execute(q, op, mustMarshal(t, &dmap.MapGet{Key: "b"}))
 		require.NoError(t, err)
 	}
-	assert.Zero(t, q.released)
+	assert.Zero(t, q.Released)
 
 	// A history to replay: a key with a pending expiry, an overwritten one,
 	// a listener.
-	d.ctx.advance(t0.Add(10 * time.Second))
+	d.ctx.Advance(t0.Add(10 * time.Second))
 	d.cmd(s1, dmap.MapPutOp, put("x", "1", 0))
 	d.cmd(s1, dmap.MapPutOp, put("y", "1", 30*time.Second))
 	d.cmd(s1, dmap.MapPutOp, put("z", "1", 2*time.Second))
-	d.ctx.advance(t0.Add(11 * time.Second))
+	d.ctx.Advance(t0.Add(11 * time.Second))
 	d.cmd(s1, dmap.MapPutOp, put("x", "2", 0))
 	d.cmd(s1, dmap.MapListenOp, &dmap.MapListen{Keys: []string{"y"}})
-	d.ctx.advance(t0.Add(13 * time.Second)) // z expires
+	d.ctx.Advance(t0.Add(13 * time.Second)) // z expires
 	want := d.entries()
 	require.Equal(t, []dmap.Entry{{Key: "x", Value: []byte("2")}, {Key: "y", Value: []byte("1")}}, want)
 
 	r := newDriver(t, t0)
-	r.ctx.sessions = d.ctx.sessions
+	r.ctx.SessionsByID = d.ctx.SessionsByID
 	for _, l := range d.log {
-		if l.c.released == 0 {
-			r.ctx.advance(l.c.time)
-			_, err := r.res.Execute(&fakeCommit{index: l.c.index, time: l.c.time, session: l.c.session}, l.op, l.args)
+		if l.c.Released == 0 {
+			r.ctx.Advance(l.c.Clock)
+			_, err := r.res.Execute(&copycattest.FakeCommit{At: l.c.At, Clock: l.c.Clock, Caller: l.c.Caller}, l.op, l.args)
 			require.NoError(t, err)
 		}
 	}
-	r.ctx.advance(d.ctx.now)
+	r.ctx.Advance(d.ctx.Clock)
 	assert.Equal(t, want, r.entries(), "the live commits rebuild the map")
-	assert.Equal(t, d.ctx.pending(), r.ctx.pending(), "and its pending expiries")
+	assert.Equal(t, d.ctx.Pending(), r.ctx.Pending(), "and its pending expiries")
 
 	// The replayed listener hears y's expiry in both.
-	s1.events = nil
-	d.ctx.advance(t0.Add(41 * time.Second))
-	r.ctx.advance(t0.Add(41 * time.Second))
+	s1.Events = nil
+	d.ctx.Advance(t0.Add(41 * time.Second))
+	r.ctx.Advance(t0.Add(41 * time.Second))
 	left := []dmap.Entry{{Key: "x", Value: []byte("2")}}
 	assert.Equal(t, left, d.entries())
 	assert.Equal(t, left, r.entries())
 	expired := dmap.Changed{Kind: dmap.Removed, Key: "y", Old: []byte("1"), Expired: true}
-	assert.Equal(t, []any{expired, expired}, s1.events)
+	assert.Equal(t, []any{expired, expired}, s1.Events)
 
 	// Delete stops pending expiries.
 	d.cmd(s1, dmap.MapPutOp, put("k", "1", time.Minute))
-	require.Equal(t, 1, d.ctx.pending())
+	require.Equal(t, 1, d.ctx.Pending())
 	d.res.(runtime.Deleter).Delete()
-	assert.Zero(t, d.ctx.pending())
+	assert.Zero(t, d.ctx.Pending())
 }

@@ -77,8 +77,8 @@ func TestOperations(t *testing.T) {
 // same state machine time.
 func TestTTL(t *testing.T) {
 	ctx := testContext(t)
-	var p probe
-	c := copycattest.NewCluster(t, 3, p.wrap(value.ValueType))
+	var p copycattest.Probe
+	c := copycattest.NewCluster(t, 3, p.Wrap(value.ValueType))
 	v, err := value.OpenValue(ctx, c.Client(), "ttl")
 	require.NoError(t, err)
 
@@ -113,25 +113,25 @@ func TestTTL(t *testing.T) {
 // per running member; a crashed member's old instance stops where it
 // crashed) have fired their timer and hold nil, and checks that every
 // instance that fired did so at the same state machine time.
-func checkExpiredEverywhere(t *testing.T, c *copycattest.Cluster, p *probe, name string, n int) {
+func checkExpiredEverywhere(t *testing.T, c *copycattest.Cluster, p *copycattest.Probe, name string, n int) {
 	t.Helper()
-	var fired []*probed
+	var fired []*copycattest.Instance
 	c.Eventually(10*time.Second, "every member expires the value", func() bool {
 		fired = fired[:0]
-		for _, r := range p.instances(name) {
-			if len(r.firings()) == 0 {
+		for _, r := range p.Instances(name) {
+			if len(r.Firings()) == 0 {
 				continue
 			}
 			var res value.ValueGetResult
-			r.query(t, value.ValueGetOp, nil, &res)
+			r.Query(t, value.ValueGetOp, nil, &res)
 			assert.Nil(t, res.Value, "expired once its timer fired")
 			fired = append(fired, r)
 		}
 		return len(fired) >= n
 	})
-	first := fired[0].firings()
+	first := fired[0].Firings()
 	for _, r := range fired[1:] {
-		assert.Equal(t, first, r.firings(), "timers fire at the same log time on every member")
+		assert.Equal(t, first, r.Firings(), "timers fire at the same log time on every member")
 	}
 }
 
@@ -140,8 +140,8 @@ func checkExpiredEverywhere(t *testing.T, c *copycattest.Cluster, p *probe, name
 // leader, restarted, expires it at the same log time.
 func TestTTLLeaderCrash(t *testing.T) {
 	ctx := testContext(t)
-	var p probe
-	c := copycattest.NewCluster(t, 3, p.wrap(value.ValueType))
+	var p copycattest.Probe
+	c := copycattest.NewCluster(t, 3, p.Wrap(value.ValueType))
 	v, err := value.OpenValue(ctx, c.Client(), "crash")
 	require.NoError(t, err)
 	require.NoError(t, v.Set(ctx, []byte("lease"), 500*time.Millisecond))
@@ -231,53 +231,54 @@ func TestEvents(t *testing.T) {
 
 func TestSnapshotReschedulesExpiry(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	ctx := &fakeContext{now: t0, sessions: map[uint64]runtime.Session{}}
-	listener := &fakeSession{id: 7}
-	ctx.sessions[7] = listener
+	ctx := &copycattest.FakeContext{Clock: t0, SessionsByID: map[uint64]runtime.Session{}}
+	listener := &copycattest.FakeSession{SessionID: 7}
+	ctx.SessionsByID[7] = listener
 	res := value.ValueType.New()
 	res.(runtime.Initializer).Init(ctx)
-	_, err := res.Execute(&fakeCommit{session: listener}, value.ValueListenOp, nil)
+	_, err := res.Execute(&copycattest.FakeCommit{Caller: listener}, value.ValueListenOp, nil)
 	require.NoError(t, err)
-	_, err = res.Execute(&fakeCommit{time: t0}, value.ValueSetOp, mustMarshal(t, &value.ValueSet{Value: []byte("x"), Ttl: 10 * time.Second}))
+	_, err = res.Execute(&copycattest.FakeCommit{Clock: t0}, value.ValueSetOp, mustMarshal(t, &value.ValueSet{Value: []byte("x"), Ttl: 10 * time.Second}))
 	require.NoError(t, err)
 
 	var buf bytes.Buffer
 	require.NoError(t, res.(runtime.Snapshotter).Snapshot(&buf))
 
 	// Restored on another member: Restore, then Init with its context.
-	ctx2 := &fakeContext{now: t0.Add(4 * time.Second), sessions: ctx.sessions}
+	ctx2 := &copycattest.FakeContext{Clock: t0.Add(4 * time.Second), SessionsByID: ctx.SessionsByID}
 	restored := value.ValueType.New()
 	require.NoError(t, restored.(runtime.Snapshotter).Restore(&buf))
 	restored.(runtime.Initializer).Init(ctx2)
-	require.Equal(t, 1, ctx2.pending(), "Init schedules the restored deadline")
-	assert.Equal(t, t0.Add(10*time.Second), ctx2.timers[0].at)
+	require.Equal(t, 1, ctx2.Pending(), "Init schedules the restored deadline")
+	next, _ := ctx2.NextDeadline()
+	assert.Equal(t, t0.Add(10*time.Second), next)
 
 	get := func() []byte {
-		out, err := restored.Execute(&fakeCommit{}, value.ValueGetOp, nil)
+		out, err := restored.Execute(&copycattest.FakeCommit{}, value.ValueGetOp, nil)
 		require.NoError(t, err)
 		var r value.ValueGetResult
 		require.NoError(t, msgpack.Unmarshal(out, &r))
 		return r.Value
 	}
-	ctx2.advance(t0.Add(9 * time.Second))
+	ctx2.Advance(t0.Add(9 * time.Second))
 	assert.Equal(t, []byte("x"), get())
-	listener.events = nil
-	ctx2.advance(t0.Add(10 * time.Second))
+	listener.Events = nil
+	ctx2.Advance(t0.Add(10 * time.Second))
 	assert.Nil(t, get())
-	assert.Equal(t, []any{value.Changed{Old: []byte("x"), Expired: true}}, listener.events,
+	assert.Equal(t, []any{value.Changed{Old: []byte("x"), Expired: true}}, listener.Events,
 		"the restored listener hears the expiry")
 
 	// A session that ends stops listening.
 	restored.(runtime.SessionListener).SessionClosed(listener, false)
-	listener.events = nil
-	_, err = restored.Execute(&fakeCommit{}, value.ValueSetOp, mustMarshal(t, &value.ValueSet{Value: []byte("y")}))
+	listener.Events = nil
+	_, err = restored.Execute(&copycattest.FakeCommit{}, value.ValueSetOp, mustMarshal(t, &value.ValueSet{Value: []byte("y")}))
 	require.NoError(t, err)
-	assert.Empty(t, listener.events)
+	assert.Empty(t, listener.Events)
 
 	// Delete stops a pending expiry.
-	_, err = restored.Execute(&fakeCommit{time: ctx2.now}, value.ValueSetOp, mustMarshal(t, &value.ValueSet{Value: []byte("z"), Ttl: time.Second}))
+	_, err = restored.Execute(&copycattest.FakeCommit{Clock: ctx2.Clock}, value.ValueSetOp, mustMarshal(t, &value.ValueSet{Value: []byte("z"), Ttl: time.Second}))
 	require.NoError(t, err)
-	require.Equal(t, 1, ctx2.pending())
+	require.Equal(t, 1, ctx2.Pending())
 	restored.(runtime.Deleter).Delete()
-	assert.Equal(t, 0, ctx2.pending())
+	assert.Equal(t, 0, ctx2.Pending())
 }
