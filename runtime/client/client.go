@@ -173,9 +173,10 @@ func (c *Client) shutdown(final State, err error) {
 	})
 }
 
-// expire reports that the cluster expired the session.
-func (c *Client) expire() {
-	c.opts.logger.Warn("session expired", "session", c.SessionID())
+// expire reports that the cluster expired the session. It may be called
+// with c.mu held, so it takes no lock itself.
+func (c *Client) expire(sid uint64) {
+	c.opts.logger.Warn("session expired", "session", sid)
 	go c.shutdown(StateExpired, runtime.ErrSessionExpired)
 }
 
@@ -298,7 +299,7 @@ func (c *Client) handleResponse(cn *conn, m *protocol.Message) {
 		if errors.Is(err, runtime.ErrSessionExpired) {
 			c.settleLocked(o, nil, runtime.ErrSessionExpired)
 			if o.msg.Type != protocol.OpenSession {
-				c.expire()
+				c.expire(c.session)
 			}
 			return
 		}
@@ -416,7 +417,7 @@ func (c *Client) connect(addr string) error {
 	if resp.Status == protocol.Failed {
 		cn.close()
 		if errors.Is(protocol.ErrorOf(resp.Err, nil), runtime.ErrSessionExpired) {
-			c.expire()
+			c.expire(sid)
 			return runtime.ErrSessionExpired
 		}
 		return protocol.ErrorOf(resp.Err, nil)
