@@ -103,6 +103,13 @@ func load(opts Options) ([]*source, *token.FileSet, func(string) (*source, error
 	var problems Diagnostics
 	var srcs []*source
 	for _, p := range pkgs {
+		if len(p.Errors) > 0 && !hasMarkers(p) {
+			// A package that declares no resource is none of the
+			// generator's business, even if it does not build without its
+			// generated dependencies (it may use another package's
+			// generated names, which the copycatgen tag hides).
+			continue
+		}
 		for _, e := range p.Errors {
 			if strings.HasPrefix(e.Msg, "# ") && len(p.Errors) > 1 {
 				continue // the go command's summary of errors listed one by one
@@ -232,4 +239,16 @@ func (r *Result) Write() ([]string, error) {
 		}
 	}
 	return append(write, remove...), nil
+}
+
+// hasMarkers reports whether any of the package's files contains a
+// copycat marker.
+func hasMarkers(p *packages.Package) bool {
+	for _, f := range p.GoFiles {
+		b, err := os.ReadFile(f)
+		if err != nil || bytes.Contains(b, []byte("//copycat:")) {
+			return true // unreadable: let the error speak
+		}
+	}
+	return len(p.GoFiles) == 0
 }
