@@ -129,8 +129,9 @@ func TestVersionedMapRelease(t *testing.T) {
 	put("a", "2", 0)
 	put("b", "1", 0)
 	d.cmd(s, extend.VersionedMapPutIfAbsentOp, &extend.VersionedMapPutIfAbsent{Key: "b", Value: []byte("x")})
-	// Not Replace or CompareAndReplace: dmap releases the put they supersede
-	// although their own replay needs it (reported as a dmap issue).
+	// Plain puts, so that the map keeps one commit per key; chains of
+	// Replace/CompareAndReplace (which keep every link live) are covered by
+	// dmap's own replay tests.
 	put("b", "2", 0)
 	put("t", "ttl", 10*time.Second)
 	put("c", "1", 0)

@@ -45,12 +45,19 @@
 //
 // # Compaction
 //
-// The map is a release-mode resource: its state is the put commits that
-// hold each key's current value (and the Listen commits of listening
-// sessions). A put that is overwritten, removed, cleared or expires is
-// released, as is every command that holds nothing once applied (a failed
-// conditional write, a Remove, Clear, Unlisten), so the log keeps about one
-// entry per live key, whatever the history.
+// The map is a release-mode resource: its state is, for each key, the
+// commits its current value depends on (and the Listen commits of listening
+// sessions). That is the Put or PutIfAbsent that last set the key
+// unconditionally, followed by every Replace or CompareAndReplace that
+// succeeded on the key since: a conditional write replays correctly only
+// after what made its condition true, so replaying the live commits in log
+// order rebuilds the same map. All of a key's commits are released together
+// when a later Put, a Remove, a Clear or the key's expiry supersedes them,
+// as is every command that holds nothing once applied (a failed conditional
+// write, a Remove, Clear, Unlisten). The log thus keeps one entry per live
+// key, plus the conditional writes made to it since its last Put: a key
+// updated only by Replace or CompareAndReplace keeps its whole chain until
+// a Put rewrites it.
 package dmap
 
 //go:generate go run ../../cmd/copycatgen
@@ -77,10 +84,12 @@ type Map struct {
 	listeners map[uint64]*listener
 }
 
-// entry is a key's value and the commit that put it.
+// entry is a key's value and the commits it depends on: the put that set
+// the key, then the conditional writes that replaced its value since, in
+// log order.
 type entry struct {
 	value    []byte
-	commit   runtime.Commit
+	commits  []runtime.Commit
 	deadline time.Time // zero: never expires
 	timer    runtime.Timer
 }
@@ -242,7 +251,7 @@ func (m *Map) Put(c runtime.Commit, key string, value []byte, ttl time.Duration)
 	if e := m.entries[key]; e != nil {
 		old = e.value
 	}
-	m.set(c, key, value, ttl)
+	m.set(c, key, value, ttl, false)
 	return old, nil
 }
 
@@ -259,7 +268,7 @@ func (m *Map) PutIfAbsent(c runtime.Commit, key string, value []byte, ttl time.D
 		c.Release()
 		return false, nil
 	}
-	m.set(c, key, value, ttl)
+	m.set(c, key, value, ttl, false) // the key is absent: nothing to keep
 	return true, nil
 }
 
@@ -275,7 +284,7 @@ func (m *Map) Replace(c runtime.Commit, key string, value []byte, ttl time.Durat
 		c.Release()
 		return false, nil
 	}
-	m.set(c, key, value, ttl)
+	m.set(c, key, value, ttl, true)
 	return true, nil
 }
 
@@ -292,7 +301,7 @@ func (m *Map) CompareAndReplace(c runtime.Commit, key string, expect, value []by
 		c.Release()
 		return false, nil
 	}
-	m.set(c, key, value, ttl)
+	m.set(c, key, value, ttl, true)
 	return true, nil
 }
 
@@ -386,16 +395,24 @@ func (m *Map) unlisten(id uint64) {
 	}
 }
 
-// set stores the value put by commit c, releasing the put it supersedes.
-func (m *Map) set(c runtime.Commit, key string, value []byte, ttl time.Duration) {
+// set stores the value written by commit c. A conditional write (one that
+// needed the key's current state to succeed) keeps the commits the old value
+// depends on, which a replay needs to satisfy its condition again; an
+// unconditional one releases them.
+func (m *Map) set(c runtime.Commit, key string, value []byte, ttl time.Duration, conditional bool) {
 	old := m.entries[key]
+	var commits []runtime.Commit
 	if old != nil {
-		old.commit.Release()
+		if conditional {
+			commits = old.commits
+		} else {
+			releaseAll(old.commits)
+		}
 		if old.timer != nil {
 			old.timer.Cancel()
 		}
 	}
-	e := &entry{value: value, commit: c}
+	e := &entry{value: value, commits: append(commits, c)}
 	if m.entries == nil {
 		m.entries = map[string]*entry{}
 	}
@@ -420,10 +437,10 @@ func (m *Map) expire(key string, e *entry) {
 	m.remove(key, e, true)
 }
 
-// remove drops the key's entry e and releases the put that held it.
+// remove drops the key's entry e and releases the commits that held it.
 func (m *Map) remove(key string, e *entry, expired bool) {
 	delete(m.entries, key)
-	e.commit.Release()
+	releaseAll(e.commits)
 	if e.timer != nil {
 		e.timer.Cancel()
 	}
@@ -439,5 +456,11 @@ func (m *Map) publish(ev Changed) {
 		if l := m.listeners[id]; l.keys == nil || l.keys[ev.Key] {
 			l.session.Publish(ev)
 		}
+	}
+}
+
+func releaseAll(commits []runtime.Commit) {
+	for _, c := range commits {
+		c.Release()
 	}
 }
