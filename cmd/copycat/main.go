@@ -1,6 +1,7 @@
-// Command copycat runs and drives Copycat clusters. Today it has one
-// subcommand, demo; the server daemon, the operator commands and the
-// built-ins from the shell are being built.
+// Command copycat runs and drives Copycat clusters: `copycat server` runs a
+// member hosting every built-in resource, `copycat demo` shows a cluster
+// surviving a leader crash. Operator commands and the built-ins from the
+// shell are being built.
 package main
 
 import (
@@ -25,5 +26,6 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newDemo())
+	root.AddCommand(newServer())
 	return root
 }

@@ -372,3 +372,13 @@ func (s *Server) SessionStats() (sessions, responses, eventBatches int) {
 	}
 	return sessions, responses, eventBatches
 }
+
+// FullStatus returns the member's Raft status including, on the leader,
+// every member's replication progress.
+func (s *Server) FullStatus(ctx context.Context) (raft.Status, error) {
+	n := s.currentNode()
+	if n == nil {
+		return raft.Status{ID: s.cfg.ID}, nil
+	}
+	return n.FullStatus(ctx)
+}

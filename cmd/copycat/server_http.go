@@ -1,0 +1,152 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/copycat-go/copycat/runtime/raft"
+	"github.com/copycat-go/copycat/runtime/server"
+)
+
+// memberStatus is the JSON body of /status.
+type memberStatus struct {
+	ID           uint64         `json:"id"`
+	ClusterID    string         `json:"cluster_id"`
+	Addr         string         `json:"addr"`
+	Role         string         `json:"role"`
+	Term         uint64         `json:"term"`
+	Leader       *leaderStatus  `json:"leader"`
+	CommitIndex  uint64         `json:"commit_index"`
+	AppliedIndex uint64         `json:"applied_index"`
+	Members      []memberDetail `json:"members"`
+	Sessions     int            `json:"sessions"`
+	Resources    int            `json:"resources"`
+}
+
+type leaderStatus struct {
+	ID   uint64 `json:"id"`
+	Addr string `json:"addr,omitempty"`
+}
+
+type memberDetail struct {
+	ID   uint64 `json:"id"`
+	Type string `json:"type"`
+	Addr string `json:"addr"`
+	// MatchIndex is known on the leader only.
+	MatchIndex *uint64 `json:"match_index,omitempty"`
+}
+
+func statusOf(srv *server.Server, clusterID string) memberStatus {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	st, err := srv.FullStatus(ctx)
+	if err != nil {
+		st = srv.Status() // the member is busy or stopping: no progress
+	}
+	out := memberStatus{
+		ID: srv.ID(), ClusterID: clusterID, Addr: srv.Addr(),
+		Role: st.SoftState.State.String(), Term: st.HardState.Term,
+		CommitIndex: st.HardState.Commit, AppliedIndex: st.Applied,
+		Members:  []memberDetail{},
+		Sessions: srv.Sessions(), Resources: srv.Resources(),
+	}
+	if lead := st.SoftState.Lead; lead != 0 {
+		out.Leader = &leaderStatus{ID: lead}
+		if m, ok := st.Config.Member(lead); ok {
+			out.Leader.Addr = m.Addr
+		}
+	}
+	for _, m := range st.Config.Members {
+		d := memberDetail{ID: m.ID, Type: m.Type.String(), Addr: m.Addr}
+		if p, ok := st.Progress[m.ID]; ok && st.SoftState.State == raft.StateLeader {
+			match := p.Match
+			d.MatchIndex = &match
+		}
+		out.Members = append(out.Members, d)
+	}
+	return out
+}
+
+// newStatusHandler serves /health, /status and /metrics for a member.
+func newStatusHandler(srv *server.Server, clusterID string) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		st := srv.Status()
+		if lead := st.SoftState.Lead; lead != 0 {
+			fmt.Fprintf(w, "ok: member %d is %s, leader is %d\n", st.ID, st.SoftState.State, lead)
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "unavailable: member %d knows no leader\n", st.ID)
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(statusOf(srv, clusterID))
+	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&memberCollector{srv: srv})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	return mux
+}
+
+// memberCollector reads the member's state at each scrape.
+type memberCollector struct{ srv *server.Server }
+
+var (
+	roles    = []raft.StateType{raft.StateFollower, raft.StatePreCandidate, raft.StateCandidate, raft.StateLeader}
+	descRole = prometheus.NewDesc("copycat_role",
+		"1 for the member's current Raft role, 0 for the others.", []string{"role"}, nil)
+	descTerm = prometheus.NewDesc("copycat_term",
+		"The member's current Raft term.", nil, nil)
+	descLeader = prometheus.NewDesc("copycat_leader_id",
+		"ID of the member this one believes leads, 0 if none.", nil, nil)
+	descCommit = prometheus.NewDesc("copycat_commit_index",
+		"Highest log index known committed.", nil, nil)
+	descApplied = prometheus.NewDesc("copycat_applied_index",
+		"Highest log index applied to the state machine.", nil, nil)
+	descMembers = prometheus.NewDesc("copycat_members",
+		"Members in the configuration, by type.", []string{"type"}, nil)
+	descSessions = prometheus.NewDesc("copycat_sessions",
+		"Open client sessions held by this member.", nil, nil)
+	descResources = prometheus.NewDesc("copycat_resources",
+		"Resource instances held by this member.", nil, nil)
+)
+
+func (c *memberCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRole, descTerm, descLeader, descCommit, descApplied, descMembers, descSessions, descResources} {
+		ch <- d
+	}
+}
+
+func (c *memberCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.srv.Status()
+	for _, r := range roles {
+		v := 0.0
+		if st.SoftState.State == r {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descRole, prometheus.GaugeValue, v, r.String())
+	}
+	ch <- prometheus.MustNewConstMetric(descTerm, prometheus.GaugeValue, float64(st.HardState.Term))
+	ch <- prometheus.MustNewConstMetric(descLeader, prometheus.GaugeValue, float64(st.SoftState.Lead))
+	ch <- prometheus.MustNewConstMetric(descCommit, prometheus.GaugeValue, float64(st.HardState.Commit))
+	ch <- prometheus.MustNewConstMetric(descApplied, prometheus.GaugeValue, float64(st.Applied))
+	counts := map[raft.MemberType]int{}
+	for _, m := range st.Config.Members {
+		counts[m.Type]++
+	}
+	for _, t := range []raft.MemberType{raft.Active, raft.Passive, raft.Reserve} {
+		ch <- prometheus.MustNewConstMetric(descMembers, prometheus.GaugeValue, float64(counts[t]), t.String())
+	}
+	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(c.srv.Sessions()))
+	ch <- prometheus.MustNewConstMetric(descResources, prometheus.GaugeValue, float64(c.srv.Resources()))
+}
