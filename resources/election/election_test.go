@@ -297,3 +297,65 @@ func TestCancelledCampaignLeavesQueue(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, info.Term)
 }
+
+// Terms are log indexes: they keep increasing when the cluster's own Raft
+// leader crashes between elections, and the election's leader (whose session
+// survives the crash) keeps leading.
+func TestTermsIncreaseAcrossRaftLeaderCrash(t *testing.T) {
+	c := copycattest.NewCluster(t, 3, election.ElectionType)
+	ctx := testCtx(t, 60*time.Second)
+	_, a := newElector(t, c, "crash")
+	_, b := newElector(t, c, "crash")
+	term, err := a.Campaign(ctx, "a")
+	require.NoError(t, err)
+	cur, next := a, b
+	for i := range 3 {
+		crashed := c.Leader()
+		c.Crash(crashed)
+		c.WaitLeader(10 * time.Second)
+		info, err := cur.Leader(ctx)
+		require.NoError(t, err)
+		assert.Equal(t, uint64(term), info.Term, "round %d: the election's leader survived the Raft leader's crash", i)
+		assert.True(t, cur.IsLeader())
+		got := campaignAsync(ctx, next, "next")
+		c.Eventually(10*time.Second, "the next candidate waits", waitingIs(ctx, cur, 1))
+		require.NoError(t, cur.Resign(ctx))
+		r := waitElected(t, ctx, got)
+		assert.Greater(t, r.term, term, "round %d: terms only grow", i)
+		term = r.term
+		c.Restart(crashed)
+		cur, next = next, cur
+	}
+}
+
+// A candidate whose client reaches only a minority cannot be elected.
+func TestMinorityCannotElect(t *testing.T) {
+	c := copycattest.NewCluster(t, 3, election.ElectionType)
+	ctx := testCtx(t, 60*time.Second)
+	cli, e := newElector(t, c, "minority")
+	old := c.Leader()
+	c.Isolate(old)
+	for _, id := range c.IDs() {
+		c.CutClients(id, id != old)
+	}
+	// The client's connection may still be to another member: cut it so it
+	// reconnects to the isolated old leader, the only member it can reach.
+	c.CutClient(cli)
+	c.ReconnectClient(cli)
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, err := e.Campaign(short, "isolated")
+	assert.Error(t, err, "no election without a majority")
+	assert.False(t, e.IsLeader())
+	c.Heal()
+	for _, id := range c.IDs() {
+		c.CutClients(id, false)
+	}
+	_, other := newElector(t, c, "minority")
+	term, err := other.Campaign(ctx, "majority")
+	require.NoError(t, err)
+	assert.NotZero(t, term)
+	info, err := other.Leader(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, "majority", info.Candidate, "the minority's attempt left no trace")
+}
