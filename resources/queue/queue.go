@@ -6,7 +6,7 @@
 //	srv, err := server.New(cfg, queue.QueueType)
 //	...
 //	q, err := queue.OpenBlocking(ctx, cli, "jobs")
-//	err = q.Offer(ctx, []byte("job-1"))
+//	_, err = q.Offer(ctx, []byte("job-1")) // true if handed straight to a waiting taker
 //	e, err := q.Poll(ctx)                 // e.Ok false when empty
 //	e, err = q.Peek(ctx)
 //	n, err := q.Size(ctx)
