@@ -312,126 +312,6 @@ func (w *mapWorker) step(h *linHistory) (sessionGone bool) {
 	return false
 }
 
-// linNemesis injects faults from a seeded source.
-type linNemesis struct {
-	c       *copycattest.Cluster
-	rng     *rand.Rand
-	h       *linHistory
-	ids     []uint64
-	clients func() []*client.Client
-	crashed map[uint64]time.Time
-	cut     map[*client.Client]time.Time
-	delayed [][2]uint64
-	log     []string
-}
-
-func (n *linNemesis) note(format string, args ...any) {
-	s := fmt.Sprintf(format, args...)
-	at := n.h.now()
-	n.log = append(n.log, fmt.Sprintf("%8.3fs %s", float64(at)/1e9, s))
-	n.h.mu.Lock()
-	n.h.notes = append(n.h.notes, porcupine.Annotation{Tag: "nemesis", Start: at, End: at, Description: s})
-	n.h.mu.Unlock()
-}
-
-func (n *linNemesis) pick() uint64 { return n.ids[n.rng.IntN(len(n.ids))] }
-
-func (n *linNemesis) target() uint64 {
-	if n.rng.IntN(2) == 0 {
-		if l := n.c.Leader(); l != 0 {
-			return l
-		}
-	}
-	return n.pick()
-}
-
-// undo restarts members and reconnects clients whose time has come (all of
-// them if force).
-func (n *linNemesis) undo(force bool) {
-	now := time.Now()
-	for _, id := range n.ids {
-		if at, ok := n.crashed[id]; ok && (force || now.After(at)) {
-			n.c.Restart(id)
-			delete(n.crashed, id)
-			n.note("restart %d", id)
-		}
-	}
-	for cl, at := range n.cut {
-		if force || now.After(at) {
-			n.c.ReconnectClient(cl)
-			delete(n.cut, cl)
-			n.note("reconnect a client")
-		}
-	}
-}
-
-func (n *linNemesis) heal() {
-	n.c.Heal()
-	for _, l := range n.delayed {
-		n.c.Delay(l[0], l[1], 0, 0)
-	}
-	n.delayed = nil
-}
-
-func (n *linNemesis) step() {
-	n.undo(false)
-	switch r := n.rng.IntN(100); {
-	case r < 20:
-		id := n.target()
-		n.c.Isolate(id)
-		n.note("isolate %d", id)
-	case r < 40:
-		ids := slices.Clone(n.ids)
-		n.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-		if l := n.c.Leader(); l != 0 && n.rng.IntN(2) == 0 {
-			i := slices.Index(ids, l)
-			ids[0], ids[i] = ids[i], ids[0]
-		}
-		minority, majority := slices.Clone(ids[:len(ids)/2]), slices.Clone(ids[len(ids)/2:])
-		n.c.Partition(minority, majority)
-		n.note("partition %v | %v", minority, majority)
-	case r < 60:
-		if len(n.crashed) >= len(n.ids)/2 {
-			return
-		}
-		id := n.target()
-		if _, ok := n.crashed[id]; ok {
-			return
-		}
-		n.c.Crash(id)
-		n.crashed[id] = time.Now().Add(time.Duration(50+n.rng.IntN(1000)) * time.Millisecond)
-		n.note("crash %d", id)
-	case r < 70:
-		from, to := n.pick(), n.pick()
-		if from == to {
-			return
-		}
-		p := 0.1 + 0.6*n.rng.Float64()
-		n.c.Drop(from, to, p)
-		n.note("drop %d->%d p=%.2f", from, to, p)
-	case r < 80:
-		from, to := n.pick(), n.pick()
-		if from == to {
-			return
-		}
-		hi := time.Duration(1+n.rng.IntN(40)) * time.Millisecond
-		n.c.Delay(from, to, 0, hi)
-		n.delayed = append(n.delayed, [2]uint64{from, to})
-		n.note("delay %d->%d up to %v", from, to, hi)
-	default:
-		cls := n.clients()
-		i := n.rng.IntN(len(cls))
-		cli := cls[i]
-		if _, ok := n.cut[cli]; ok {
-			return
-		}
-		n.c.CutClient(cli)
-		// Sometimes longer than a writer's session timeout: it expires.
-		n.cut[cli] = time.Now().Add(time.Duration(300+n.rng.IntN(2000)) * time.Millisecond)
-		n.note("cut client %d", i)
-	}
-}
-
 // TestMapLinearizability runs concurrent clients, each with its own
 // session, doing Get, Put, PutIfAbsent, Replace, CompareAndReplace and
 // Remove on a few keys while a seeded nemesis partitions, isolates, crashes
@@ -510,39 +390,45 @@ func runMapLinearizability(t *testing.T, size int, seed uint64, duration time.Du
 		}()
 	}
 
-	nem := &linNemesis{c: c, rng: rng, h: h, ids: c.IDs(),
-		clients: func() []*client.Client {
-			var out []*client.Client
-			for _, w := range workers {
-				cli, _ := w.current()
-				out = append(out, cli)
-			}
-			return out
-		},
-		crashed: map[uint64]time.Time{}, cut: map[*client.Client]time.Time{}}
+	var nemLog []string
+	note := func(desc string) {
+		at := h.now()
+		nemLog = append(nemLog, fmt.Sprintf("%8.3fs %s", float64(at)/1e9, desc))
+		h.mu.Lock()
+		h.notes = append(h.notes, porcupine.Annotation{Tag: "nemesis", Start: at, End: at, Description: desc})
+		h.mu.Unlock()
+	}
+	nem := copycattest.NewNemesis(c, rng, func() []*client.Client {
+		var out []*client.Client
+		for _, w := range workers {
+			cli, _ := w.current()
+			out = append(out, cli)
+		}
+		return out
+	}, note)
 	deadline := time.Now().Add(duration)
 	for time.Now().Before(deadline) {
-		nem.step()
+		nem.Step()
 		for end := time.Now().Add(time.Duration(100+rng.IntN(1500)) * time.Millisecond); time.Now().Before(end) && time.Now().Before(deadline); {
 			time.Sleep(20 * time.Millisecond)
-			nem.undo(false)
+			nem.Undo(false)
 		}
 		if rng.IntN(10) < 6 {
-			nem.heal()
-			nem.note("heal")
+			nem.Heal()
+			note("heal")
 		}
 	}
-	nem.heal()
-	nem.undo(true)
-	nem.note("heal all")
+	nem.Heal()
+	nem.Undo(true)
+	note("heal all")
 	if !stopWorkers() {
 		t.Fatalf("workers still busy %v after the end of the run: a client hangs (goroutines dumped to %s)\nnemesis:\n%s\nreplay with: %s",
-			workersStuck, dumpPath, strings.Join(nem.log, "\n"), replay)
+			workersStuck, dumpPath, strings.Join(nemLog, "\n"), replay)
 	}
 	c.WaitLeader(10 * time.Second)
 	fail := func(format string, args ...any) {
 		t.Helper()
-		t.Fatalf(format+"\nnemesis:\n%s\nreplay with: %s", append(args, strings.Join(nem.log, "\n"), replay)...)
+		t.Fatalf(format+"\nnemesis:\n%s\nreplay with: %s", append(args, strings.Join(nemLog, "\n"), replay)...)
 	}
 
 	// Final reads, after healing, pin down what the unknown commands did.
@@ -575,9 +461,9 @@ func runMapLinearizability(t *testing.T, size int, seed uint64, duration time.Du
 		reconnects += w.reconnects
 	}
 	t.Logf("history: %d operations checked (%d completed, %d with unknown outcome), %d reads failed (not recorded), %d new sessions after expiry, %d nemesis events",
-		len(h.ops), ok+linKeys, unknown, failedReads, reconnects, len(nem.log))
+		len(h.ops), ok+linKeys, unknown, failedReads, reconnects, len(nemLog))
 	if ok < 10*nWorkers {
-		t.Errorf("only %d operations completed in %v: the cluster made little progress\nnemesis:\n%s\nreplay with: %s", ok, duration, strings.Join(nem.log, "\n"), replay)
+		t.Errorf("only %d operations completed in %v: the cluster made little progress\nnemesis:\n%s\nreplay with: %s", ok, duration, strings.Join(nemLog, "\n"), replay)
 	}
 
 	checkStart := time.Now()
@@ -586,7 +472,7 @@ func runMapLinearizability(t *testing.T, size int, seed uint64, duration time.Du
 	switch res {
 	case porcupine.Ok:
 		if testing.Verbose() {
-			t.Logf("nemesis:\n%s", strings.Join(nem.log, "\n"))
+			t.Logf("nemesis:\n%s", strings.Join(nemLog, "\n"))
 		}
 	case porcupine.Unknown:
 		t.Logf("porcupine could not decide within %v: inconclusive, not a failure (seed %d)", linCheckBudget, seed)
@@ -597,7 +483,7 @@ func runMapLinearizability(t *testing.T, size int, seed uint64, duration time.Du
 			path = "(visualization failed: " + err.Error() + ")"
 		}
 		t.Errorf("history is NOT linearizable (seed %d)\nvisualization: %s\nnemesis:\n%s\nreplay with: %s",
-			seed, path, strings.Join(nem.log, "\n"), replay)
+			seed, path, strings.Join(nemLog, "\n"), replay)
 	}
 }
 

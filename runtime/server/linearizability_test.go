@@ -305,137 +305,6 @@ func (w *linWorker) step(h *linHistory) (sessionGone bool) {
 	return false
 }
 
-// linNemesis injects faults from a seeded source.
-type linNemesis struct {
-	c       *copycattest.Cluster
-	rng     *rand.Rand
-	h       *linHistory
-	ids     []uint64
-	workers []*linWorker
-	crashed map[uint64]time.Time // member → when to restart it
-	cut     map[*client.Client]time.Time
-	delayed [][2]uint64
-	log     []string
-}
-
-func (n *linNemesis) note(format string, args ...any) {
-	s := fmt.Sprintf(format, args...)
-	at := n.h.now()
-	n.log = append(n.log, fmt.Sprintf("%8.3fs %s", float64(at)/1e9, s))
-	n.h.mu.Lock()
-	n.h.notes = append(n.h.notes, porcupine.Annotation{Tag: "nemesis", Start: at, End: at, Description: s})
-	n.h.mu.Unlock()
-}
-
-func (n *linNemesis) pick() uint64 { return n.ids[n.rng.IntN(len(n.ids))] }
-
-// target picks the leader half the time, else any member.
-func (n *linNemesis) target() uint64 {
-	if n.rng.IntN(2) == 0 {
-		if l := n.c.Leader(); l != 0 {
-			return l
-		}
-	}
-	return n.pick()
-}
-
-// undo restarts members and reconnects clients whose time has come (all of
-// them if force).
-func (n *linNemesis) undo(force bool) {
-	now := time.Now()
-	for _, id := range n.ids {
-		if at, ok := n.crashed[id]; ok && (force || now.After(at)) {
-			n.c.Restart(id)
-			delete(n.crashed, id)
-			n.note("restart %d", id)
-		}
-	}
-	for _, w := range n.workers {
-		cli, _ := w.current()
-		for cl, at := range n.cut {
-			if cl == cli && (force || now.After(at)) {
-				n.c.ReconnectClient(cl)
-				delete(n.cut, cl)
-				n.note("reconnect client of worker %d", w.id)
-			}
-		}
-	}
-	if force {
-		for cl := range n.cut { // clients replaced since
-			n.c.ReconnectClient(cl)
-			delete(n.cut, cl)
-		}
-	}
-}
-
-func (n *linNemesis) heal() {
-	n.c.Heal()
-	for _, l := range n.delayed {
-		n.c.Delay(l[0], l[1], 0, 0)
-	}
-	n.delayed = nil
-}
-
-// step injects one fault.
-func (n *linNemesis) step() {
-	n.undo(false)
-	switch r := n.rng.IntN(100); {
-	case r < 20:
-		id := n.target()
-		n.c.Isolate(id)
-		n.note("isolate %d", id)
-	case r < 40:
-		ids := slices.Clone(n.ids)
-		n.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-		if l := n.c.Leader(); l != 0 && n.rng.IntN(2) == 0 {
-			// Put the leader in the minority.
-			i := slices.Index(ids, l)
-			ids[0], ids[i] = ids[i], ids[0]
-		}
-		minority, majority := slices.Clone(ids[:len(ids)/2]), slices.Clone(ids[len(ids)/2:])
-		n.c.Partition(minority, majority)
-		n.note("partition %v | %v", minority, majority)
-	case r < 60:
-		if len(n.crashed) >= len(n.ids)/2 {
-			return // keep a majority able to run
-		}
-		id := n.target()
-		if _, ok := n.crashed[id]; ok {
-			return
-		}
-		n.c.Crash(id)
-		n.crashed[id] = time.Now().Add(time.Duration(50+n.rng.IntN(1000)) * time.Millisecond)
-		n.note("crash %d", id)
-	case r < 70:
-		from, to := n.pick(), n.pick()
-		if from == to {
-			return
-		}
-		p := 0.1 + 0.6*n.rng.Float64()
-		n.c.Drop(from, to, p)
-		n.note("drop %d->%d p=%.2f", from, to, p)
-	case r < 80:
-		from, to := n.pick(), n.pick()
-		if from == to {
-			return
-		}
-		hi := time.Duration(1+n.rng.IntN(40)) * time.Millisecond
-		n.c.Delay(from, to, 0, hi)
-		n.delayed = append(n.delayed, [2]uint64{from, to})
-		n.note("delay %d->%d up to %v", from, to, hi)
-	default:
-		w := n.workers[n.rng.IntN(len(n.workers))]
-		cli, _ := w.current()
-		if _, ok := n.cut[cli]; ok {
-			return
-		}
-		n.c.CutClient(cli)
-		// Sometimes longer than a writer's session timeout: it expires.
-		n.cut[cli] = time.Now().Add(time.Duration(300+n.rng.IntN(2000)) * time.Millisecond)
-		n.note("cut client of worker %d", w.id)
-	}
-}
-
 func runLinearizability(t *testing.T, size int, seed uint64, duration time.Duration) {
 	replay := fmt.Sprintf("go test ./runtime/server -race -count=1 -run 'TestLinearizability/n=%d/seed=%d$' -lin.seed=%d -lin.duration=%v", size, seed, seed, duration)
 	c := copycattest.NewCluster(t, size, register.Type)
@@ -494,27 +363,41 @@ func runLinearizability(t *testing.T, size int, seed uint64, duration time.Durat
 		}()
 	}
 
-	nem := &linNemesis{c: c, rng: rng, h: h, ids: c.IDs(), workers: workers,
-		crashed: map[uint64]time.Time{}, cut: map[*client.Client]time.Time{}}
+	var nemLog []string
+	note := func(desc string) {
+		at := h.now()
+		nemLog = append(nemLog, fmt.Sprintf("%8.3fs %s", float64(at)/1e9, desc))
+		h.mu.Lock()
+		h.notes = append(h.notes, porcupine.Annotation{Tag: "nemesis", Start: at, End: at, Description: desc})
+		h.mu.Unlock()
+	}
+	nem := copycattest.NewNemesis(c, rng, func() []*client.Client {
+		var out []*client.Client
+		for _, w := range workers {
+			cli, _ := w.current()
+			out = append(out, cli)
+		}
+		return out
+	}, note)
 	deadline := time.Now().Add(duration)
 	for time.Now().Before(deadline) {
 		// A phase: one more fault, held for a while (long enough for a
 		// new leader to be elected and for clients to find it), then
 		// usually healed.
-		nem.step()
+		nem.Step()
 		for end := time.Now().Add(time.Duration(100+rng.IntN(1500)) * time.Millisecond); time.Now().Before(end) && time.Now().Before(deadline); {
 			time.Sleep(20 * time.Millisecond)
-			nem.undo(false)
+			nem.Undo(false)
 		}
 		if rng.IntN(10) < 6 {
-			nem.heal()
-			nem.note("heal")
+			nem.Heal()
+			note("heal")
 		}
 	}
 	// Heal everything and let the workers finish their last operations.
-	nem.heal()
-	nem.undo(true)
-	nem.note("heal all")
+	nem.Heal()
+	nem.Undo(true)
+	note("heal all")
 	stopWorkers()
 	c.WaitLeader(10 * time.Second)
 
@@ -522,7 +405,7 @@ func runLinearizability(t *testing.T, size int, seed uint64, duration time.Durat
 	// commands did.
 	final, err := c.NewClient()
 	if err != nil {
-		t.Fatalf("final client: %v\nnemesis:\n%s\nreplay with: %s", err, strings.Join(nem.log, "\n"), replay)
+		t.Fatalf("final client: %v\nnemesis:\n%s\nreplay with: %s", err, strings.Join(nemLog, "\n"), replay)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -535,7 +418,7 @@ func runLinearizability(t *testing.T, size int, seed uint64, duration time.Durat
 		call := h.now()
 		v, err := freg.Get(ctx, key)
 		if err != nil {
-			t.Fatalf("final read of %s after healing: %v\nnemesis:\n%s\nreplay with: %s", key, err, strings.Join(nem.log, "\n"), replay)
+			t.Fatalf("final read of %s after healing: %v\nnemesis:\n%s\nreplay with: %s", key, err, strings.Join(nemLog, "\n"), replay)
 		}
 		h.add(porcupine.Operation{ClientId: nWorkers, Input: regInput{op: "get", key: key}, Call: call,
 			Output: regOutput{value: v}, Return: h.now(), Metadata: "final read"})
@@ -549,9 +432,9 @@ func runLinearizability(t *testing.T, size int, seed uint64, duration time.Durat
 		reconnects += w.reconnects
 	}
 	t.Logf("history: %d operations checked (%d completed, %d with unknown outcome), %d reads failed or timed out (not recorded), %d new sessions after expiry, %d nemesis events",
-		len(h.ops), ok+linKeys, unknown, failedReads, reconnects, len(nem.log))
+		len(h.ops), ok+linKeys, unknown, failedReads, reconnects, len(nemLog))
 	if ok < 10*nWorkers {
-		t.Errorf("only %d operations completed in %v: the cluster made little progress\nnemesis:\n%s\nreplay with: %s", ok, duration, strings.Join(nem.log, "\n"), replay)
+		t.Errorf("only %d operations completed in %v: the cluster made little progress\nnemesis:\n%s\nreplay with: %s", ok, duration, strings.Join(nemLog, "\n"), replay)
 	}
 
 	checkStart := time.Now()
@@ -560,7 +443,7 @@ func runLinearizability(t *testing.T, size int, seed uint64, duration time.Durat
 	switch res {
 	case porcupine.Ok:
 		if testing.Verbose() {
-			t.Logf("nemesis:\n%s", strings.Join(nem.log, "\n"))
+			t.Logf("nemesis:\n%s", strings.Join(nemLog, "\n"))
 		}
 	case porcupine.Unknown:
 		t.Logf("porcupine could not decide within %v: inconclusive, not a failure (seed %d)", linCheckBudget, seed)
@@ -571,7 +454,7 @@ func runLinearizability(t *testing.T, size int, seed uint64, duration time.Durat
 			path = "(visualization failed: " + err.Error() + ")"
 		}
 		t.Errorf("history is NOT linearizable (n=%d, seed=%d)\n%s\nvisualization: %s\nnemesis:\n%s\nreplay with: %s",
-			size, seed, violation(h.ops, info), path, strings.Join(nem.log, "\n"), replay)
+			size, seed, violation(h.ops, info), path, strings.Join(nemLog, "\n"), replay)
 	}
 }
 
