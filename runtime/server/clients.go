@@ -20,13 +20,7 @@ var now = time.Now
 
 var sessionExpiredError = wire(runtime.ErrSessionExpired)
 
-func wire(err error) *session.WireError {
-	code, ok := runtime.RuntimeErrorCode(err)
-	if !ok {
-		return &session.WireError{Kind: session.ErrorApplication, Message: err.Error()}
-	}
-	return &session.WireError{Kind: session.ErrorRuntime, Code: code, Message: err.Error()}
-}
+func wire(err error) *session.WireError { return session.ErrorFor(err, nil) }
 
 // requestTimeout bounds how long a member works on one request; clients
 // retry on their own deadlines.

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -221,4 +222,21 @@ func (s *Session) Close(expired bool) {
 // Sizes reports how much the session holds, for memory accounting and tests.
 func (s *Session) Sizes() (responses, pending, eventBatches int) {
 	return len(s.responses), len(s.pending), len(s.events)
+}
+
+// ErrorFor classifies an error for the wire: a runtime error, an error the
+// resource type declares (typ may be nil), or an application error carried
+// by its message. protocol.ErrorOf turns it back on the client.
+func ErrorFor(err error, typ *runtime.ResourceType) *WireError {
+	if code, ok := runtime.RuntimeErrorCode(err); ok {
+		return &WireError{Kind: ErrorRuntime, Code: code, Message: err.Error()}
+	}
+	if typ != nil {
+		for _, e := range typ.Errors {
+			if errors.Is(err, e.Err) {
+				return &WireError{Kind: ErrorDeclared, Code: uint16(e.Code), Message: err.Error()}
+			}
+		}
+	}
+	return &WireError{Kind: ErrorApplication, Message: err.Error()}
 }

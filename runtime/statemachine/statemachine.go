@@ -186,7 +186,7 @@ func (sm *StateMachine) keepAlive(index uint64, e Entry) {
 		s, ok := sm.sessions.Get(k.Session)
 		out := Output{Kind: KindKeepAlive, Index: index, Session: k.Session}
 		if !ok || s.State != runtime.SessionOpen {
-			out.Response.Err = wireError(runtime.ErrSessionExpired, nil)
+			out.Response.Err = session.ErrorFor(runtime.ErrSessionExpired, nil)
 			sm.outputs = append(sm.outputs, out)
 			continue
 		}
@@ -206,7 +206,7 @@ func (sm *StateMachine) closeSession(index uint64, id uint64, expired bool) {
 	s, ok := sm.sessions.Get(id)
 	out := Output{Kind: KindCloseSession, Index: index, Session: id}
 	if !ok || s.State != runtime.SessionOpen {
-		out.Response.Err = wireError(runtime.ErrSessionClosed, nil)
+		out.Response.Err = session.ErrorFor(runtime.ErrSessionClosed, nil)
 		sm.outputs = append(sm.outputs, out)
 		return
 	}
@@ -230,7 +230,7 @@ func (sm *StateMachine) openResource(index uint64, e Entry) {
 	out := Output{Kind: KindOpenResource, Index: index, Session: e.Session}
 	typ, ok := sm.types[e.Type]
 	if !ok {
-		out.Response.Err = wireError(fmt.Errorf("%w: %q", runtime.ErrUnknownResourceType, e.Type), nil)
+		out.Response.Err = session.ErrorFor(fmt.Errorf("%w: %q", runtime.ErrUnknownResourceType, e.Type), nil)
 		sm.outputs = append(sm.outputs, out)
 		return
 	}
@@ -257,7 +257,7 @@ func (sm *StateMachine) deleteResource(index uint64, e Entry) {
 	out := Output{Kind: KindDeleteResource, Index: index, Session: e.Session, Resource: e.Resource}
 	inst, ok := sm.resources[e.Resource]
 	if !ok {
-		out.Response.Err = wireError(runtime.ErrUnknownResource, nil)
+		out.Response.Err = session.ErrorFor(runtime.ErrUnknownResource, nil)
 		sm.outputs = append(sm.outputs, out)
 		return
 	}
@@ -280,7 +280,7 @@ func (sm *StateMachine) command(index uint64, e Entry) {
 	s, ok := sm.sessions.Get(e.Session)
 	if !ok || s.State != runtime.SessionOpen {
 		sm.outputs = append(sm.outputs, Output{Kind: KindCommand, Index: index, Session: e.Session, Sequence: e.Sequence,
-			Response: session.Response{Index: index, Err: wireError(runtime.ErrSessionExpired, nil)}})
+			Response: session.Response{Index: index, Err: session.ErrorFor(runtime.ErrSessionExpired, nil)}})
 		return
 	}
 	switch s.Classify(e.Sequence) {
@@ -318,11 +318,11 @@ func (sm *StateMachine) execute(s *session.Session, pc session.PendingCommand) s
 	r := session.Response{Index: pc.Index}
 	inst, ok := sm.resources[pc.Resource]
 	if !ok {
-		r.Err = wireError(runtime.ErrUnknownResource, nil)
+		r.Err = session.ErrorFor(runtime.ErrUnknownResource, nil)
 		return r
 	}
 	if op, ok := inst.typ.Operation(pc.Op); !ok || op.Kind != runtime.Command {
-		r.Err = wireError(fmt.Errorf("%w: %d on %s", runtime.ErrUnknownOperation, pc.Op, inst.typ.Name), nil)
+		r.Err = session.ErrorFor(fmt.Errorf("%w: %d on %s", runtime.ErrUnknownOperation, pc.Op, inst.typ.Name), nil)
 		return r
 	}
 	exec := &execution{index: pc.Index, session: s.ID, resource: inst}
@@ -339,7 +339,7 @@ func (sm *StateMachine) execute(s *session.Session, pc session.PendingCommand) s
 		inst.commands[pc.Index] = struct{}{}
 	}
 	if err != nil {
-		r.Err = wireError(err, inst.typ)
+		r.Err = session.ErrorFor(err, inst.typ)
 		return r
 	}
 	r.Result = result
@@ -363,11 +363,11 @@ func (sm *StateMachine) Query(sessionID, resource uint64, op runtime.OpCode, arg
 	r := session.Response{Index: sm.index}
 	inst, ok := sm.resources[resource]
 	if !ok {
-		r.Err = wireError(runtime.ErrUnknownResource, nil)
+		r.Err = session.ErrorFor(runtime.ErrUnknownResource, nil)
 		return r
 	}
 	if o, ok := inst.typ.Operation(op); !ok || o.Kind != runtime.Query {
-		r.Err = wireError(fmt.Errorf("%w: %d on %s", runtime.ErrUnknownOperation, op, inst.typ.Name), nil)
+		r.Err = session.ErrorFor(fmt.Errorf("%w: %d on %s", runtime.ErrUnknownOperation, op, inst.typ.Name), nil)
 		return r
 	}
 	exec := &execution{index: sm.index, session: sessionID, resource: inst, query: true}
@@ -375,7 +375,7 @@ func (sm *StateMachine) Query(sessionID, resource uint64, op runtime.OpCode, arg
 	result, err := sm.safeExecute(inst, exec, op, args)
 	sm.cur = nil
 	if err != nil {
-		r.Err = wireError(err, inst.typ)
+		r.Err = session.ErrorFor(err, inst.typ)
 		return r
 	}
 	r.Result = result
@@ -389,20 +389,4 @@ func (sm *StateMachine) instanceIDs() []uint64 {
 	}
 	slices.Sort(ids)
 	return ids
-}
-
-// wireError classifies an error for the client: a runtime error, an error
-// the resource type declares, or an application error carried by message.
-func wireError(err error, typ *runtime.ResourceType) *session.WireError {
-	if code, ok := runtime.RuntimeErrorCode(err); ok {
-		return &session.WireError{Kind: session.ErrorRuntime, Code: code, Message: err.Error()}
-	}
-	if typ != nil {
-		for _, e := range typ.Errors {
-			if errors.Is(err, e.Err) {
-				return &session.WireError{Kind: session.ErrorDeclared, Code: uint16(e.Code), Message: err.Error()}
-			}
-		}
-	}
-	return &session.WireError{Kind: session.ErrorApplication, Message: err.Error()}
 }
