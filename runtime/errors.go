@@ -25,6 +25,11 @@ var (
 	ErrBadRequest = errors.New("copycat: malformed request")
 	// ErrNoLeader: no leader is known now; retry later.
 	ErrNoLeader = errors.New("copycat: no leader")
+	// ErrCommandOutOfOrder: a command reached the log ahead of an earlier
+	// command of its session and was not applied. The client resends it once
+	// the earlier ones are answered, so every command runs in sequence order
+	// at its own log index (fencing tokens and log cleaning depend on that).
+	ErrCommandOutOfOrder = errors.New("copycat: command arrived ahead of an earlier one of its session")
 )
 
 // ApplicationError is an error a resource returned that it did not declare:
@@ -57,6 +62,7 @@ var runtimeErrors = []error{
 	5: ErrSessionClosed,
 	6: ErrBadRequest,
 	7: ErrNoLeader,
+	8: ErrCommandOutOfOrder,
 }
 
 // RuntimeErrorCode returns the wire code of a runtime error err wraps.

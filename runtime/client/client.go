@@ -57,6 +57,9 @@ type op struct {
 	resp    *protocol.Message
 	err     error
 	settled bool // a response or failure was recorded
+	// deferred: the command reached the log ahead of an earlier one of the
+	// session and was refused; it is resent once those are answered.
+	deferred bool
 }
 
 // Connect opens a session with the cluster reachable at addrs. It returns
@@ -253,6 +256,7 @@ func (c *Client) settleLocked(o *op, resp *protocol.Message, err error) {
 			delete(c.gotSeq, c.ackSeq+1)
 			c.ackSeq++
 		}
+		c.resendDeferredLocked()
 	}
 	if resp != nil && resp.Index > c.maxIndex {
 		c.maxIndex = resp.Index
@@ -309,8 +313,27 @@ func (c *Client) handleResponse(cn *conn, m *protocol.Message) {
 			}
 			return
 		}
+		if errors.Is(err, runtime.ErrCommandOutOfOrder) && o.msg.Type == protocol.Command {
+			o.deferred = true
+			c.resendDeferredLocked()
+			return
+		}
 	}
 	c.settleLocked(o, m, nil)
+}
+
+// resendDeferredLocked resends the refused commands whose predecessors all
+// have their responses now: the state machine runs a session's commands
+// strictly in sequence order, each at its own index.
+func (c *Client) resendDeferredLocked() {
+	for _, o := range c.ops {
+		if o.deferred && o.msg.Sequence <= c.ackSeq+1 {
+			o.deferred = false
+			if c.conn != nil {
+				c.conn.send(o.msg)
+			}
+		}
+	}
 }
 
 func (c *Client) learnMembers(leader string, members []string) {

@@ -113,6 +113,33 @@ func TestProtocol_RetriedCommandAppliesOnce(t *testing.T) {
 	assert.Equal(t, int64(5), value(q.Result), "applied exactly once")
 }
 
+// A command that reaches the log ahead of an earlier one of its session is
+// refused, not held: each command runs at its own index in sequence order
+// (fencing tokens rely on it, and so does replaying live entries after log
+// cleaning). The client resends it after its predecessor.
+func TestProtocol_OutOfOrderCommandIsRefusedThenRunsInOrder(t *testing.T) {
+	c := copycattest.NewCluster(t, 3, counter.Type)
+	r := dialLeader(t, c)
+	open := r.call(&protocol.Message{Type: protocol.OpenSession, TimeoutNs: int64(5 * time.Second)})
+	require.Equal(t, protocol.OK, open.Status)
+	sid := open.Session
+	res := r.call(&protocol.Message{Type: protocol.OpenResource, Session: sid, ResType: counter.Type.Name, Name: "order"})
+	require.Equal(t, protocol.OK, res.Status)
+	cmd := func(seq uint64, d int64) *protocol.Message {
+		return &protocol.Message{Type: protocol.Command, Session: sid, Sequence: seq, Resource: res.Resource, Op: counter.OpAdd, Args: add(d)}
+	}
+	early := r.call(cmd(2, 10))
+	require.Equal(t, protocol.Failed, early.Status)
+	require.ErrorIs(t, protocol.ErrorOf(early.Err, nil), runtime.ErrCommandOutOfOrder)
+	first := r.call(cmd(1, 1))
+	require.Equal(t, protocol.OK, first.Status)
+	assert.Equal(t, int64(1), value(first.Result), "2 was not applied")
+	second := r.call(cmd(2, 10))
+	require.Equal(t, protocol.OK, second.Status)
+	assert.Equal(t, int64(11), value(second.Result))
+	assert.Greater(t, second.Index, first.Index, "2 runs at its own index, after 1")
+}
+
 // A malformed frame closes that connection only; the member serves others.
 func TestProtocol_MalformedFrameClosesOnlyThatConnection(t *testing.T) {
 	c := copycattest.NewCluster(t, 3, counter.Type)

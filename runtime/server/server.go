@@ -365,7 +365,7 @@ func (s *Server) SessionStats() (sessions, responses, eventBatches int) {
 	defer s.mu.Unlock()
 	for _, id := range s.sm.SessionIDs() {
 		sess, _ := s.sm.Session(id)
-		r, _, e := sess.Sizes()
+		r, e := sess.Sizes()
 		sessions++
 		responses += r
 		eventBatches += e

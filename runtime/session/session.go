@@ -78,8 +78,6 @@ type Session struct {
 	responses map[uint64]Response
 	// CommandAck is the highest sequence the client acknowledged.
 	CommandAck uint64
-	// pending holds commands that arrived ahead of their turn, by sequence.
-	pending map[uint64]PendingCommand
 
 	// EventIndex is the index of the newest event batch.
 	EventIndex uint64
@@ -88,21 +86,12 @@ type Session struct {
 	events   []EventBatch
 }
 
-// PendingCommand is a command that arrived in the log before an earlier one
-// of the same session; it runs as soon as its predecessors have.
-type PendingCommand struct {
-	Index    uint64
-	Resource uint64
-	Op       runtime.OpCode
-	Args     []byte
-}
-
 // New returns an open session.
 func New(id uint64, clientID string, timeout time.Duration, now time.Time) *Session {
 	return &Session{
 		ID: id, ClientID: clientID, Timeout: timeout, State: runtime.SessionOpen,
 		LastKeepAlive: now, KeepAliveIndex: id,
-		responses: map[uint64]Response{}, pending: map[uint64]PendingCommand{},
+		responses: map[uint64]Response{},
 	}
 }
 
@@ -114,7 +103,9 @@ const (
 	Next Sequence = iota + 1
 	// Duplicate: it was applied already; answer from Cached.
 	Duplicate
-	// Early: predecessors are missing; Hold it.
+	// Early: predecessors are missing. It is not applied: the client
+	// resends it after them (runtime.ErrCommandOutOfOrder), so commands
+	// always run at their own index in sequence order.
 	Early
 )
 
@@ -137,16 +128,8 @@ func (s *Session) Cached(seq uint64) (Response, bool) {
 	return r, ok
 }
 
-// Hold buffers an early command.
-func (s *Session) Hold(seq uint64, c PendingCommand) {
-	if _, ok := s.pending[seq]; !ok {
-		s.pending[seq] = c
-	}
-}
-
-// Applied records the outcome of the command with the next sequence and
-// returns the next held command that may now run, if any.
-func (s *Session) Applied(seq uint64, r Response) (next PendingCommand, nextSeq uint64, ok bool) {
+// Applied records the outcome of the command with the next sequence.
+func (s *Session) Applied(seq uint64, r Response) {
 	if seq != s.CommandSeq+1 {
 		panic(fmt.Sprintf("session %d: applied sequence %d after %d", s.ID, seq, s.CommandSeq))
 	}
@@ -155,11 +138,6 @@ func (s *Session) Applied(seq uint64, r Response) (next PendingCommand, nextSeq 
 	if seq > s.CommandAck {
 		s.responses[seq] = r
 	}
-	if c, ok := s.pending[seq+1]; ok {
-		delete(s.pending, seq+1)
-		return c, seq + 1, true
-	}
-	return PendingCommand{}, 0, false
 }
 
 // Acknowledge trims the response cache and the event queue up to what the
@@ -215,13 +193,12 @@ func (s *Session) Close(expired bool) {
 		s.State = runtime.SessionClosed
 	}
 	s.responses = map[uint64]Response{}
-	s.pending = map[uint64]PendingCommand{}
 	s.events = nil
 }
 
 // Sizes reports how much the session holds, for memory accounting and tests.
-func (s *Session) Sizes() (responses, pending, eventBatches int) {
-	return len(s.responses), len(s.pending), len(s.events)
+func (s *Session) Sizes() (responses, eventBatches int) {
+	return len(s.responses), len(s.events)
 }
 
 // ErrorFor classifies an error for the wire: a runtime error, an error the

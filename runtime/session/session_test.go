@@ -14,28 +14,14 @@ func TestSequencing(t *testing.T) {
 	s := New(1, "c", time.Second, time.Unix(0, 0))
 	assert.Equal(t, Next, s.Classify(1))
 	assert.Equal(t, Early, s.Classify(3))
-	s.Hold(3, PendingCommand{Index: 10})
-	s.Hold(3, PendingCommand{Index: 11}) // a retry of 3 does not replace it
-	_, _, ok := s.Applied(1, Response{Index: 5, Result: []byte("one")})
-	assert.False(t, ok)
+	s.Applied(1, Response{Index: 5, Result: []byte("one")})
 	assert.Equal(t, Duplicate, s.Classify(1))
+	assert.Equal(t, Next, s.Classify(2))
+	assert.Equal(t, Early, s.Classify(3))
 	r, ok := s.Cached(1)
 	require.True(t, ok)
 	assert.Equal(t, []byte("one"), r.Result)
-	next, seq, ok := s.Applied(2, Response{Index: 6})
-	require.True(t, ok, "3 was held: it becomes runnable now")
-	assert.Equal(t, uint64(3), seq)
-	assert.Equal(t, uint64(10), next.Index, "the first arrival of 3 is kept")
-	assert.PanicsWithValue(t, "session 1: applied sequence 5 after 2", func() { s.Applied(5, Response{}) })
-}
-
-func TestHeldCommandReleasedInOrder(t *testing.T) {
-	s := New(1, "c", time.Second, time.Unix(0, 0))
-	s.Hold(2, PendingCommand{Index: 20})
-	next, seq, ok := s.Applied(1, Response{Index: 10})
-	require.True(t, ok)
-	assert.Equal(t, uint64(2), seq)
-	assert.Equal(t, uint64(20), next.Index)
+	assert.PanicsWithValue(t, "session 1: applied sequence 5 after 1", func() { s.Applied(5, Response{}) })
 }
 
 func TestAcknowledgeTrims(t *testing.T) {
@@ -44,10 +30,10 @@ func TestAcknowledgeTrims(t *testing.T) {
 		s.Publish(seq*10, Event{Resource: 1, Code: 1})
 		s.Applied(seq, Response{Index: seq * 10})
 	}
-	r, n, e := s.Sizes()
-	assert.Equal(t, []int{10, 0, 10}, []int{r, n, e})
+	r, e := s.Sizes()
+	assert.Equal(t, []int{10, 10}, []int{r, e})
 	s.Acknowledge(7, 50)
-	r, _, e = s.Sizes()
+	r, e = s.Sizes()
 	assert.Equal(t, 3, r)
 	assert.Equal(t, 5, e)
 	_, ok := s.Cached(7)
@@ -80,11 +66,10 @@ func TestCloseDropsState(t *testing.T) {
 	s := New(1, "c", time.Second, time.Unix(0, 0))
 	s.Publish(5, Event{})
 	s.Applied(1, Response{})
-	s.Hold(3, PendingCommand{})
 	s.Close(true)
 	assert.Equal(t, runtime.SessionExpired, s.State)
-	r, p, e := s.Sizes()
-	assert.Equal(t, []int{0, 0, 0}, []int{r, p, e})
+	r, e := s.Sizes()
+	assert.Equal(t, []int{0, 0}, []int{r, e})
 	s.Publish(6, Event{})
 	assert.Empty(t, s.EventsAfter(0), "a closed session receives nothing")
 }
@@ -99,4 +84,23 @@ func TestTableOrder(t *testing.T) {
 	_, ok := tb.Get(7)
 	assert.False(t, ok)
 	assert.Equal(t, 2, tb.Len())
+}
+
+func TestImageRoundTrip(t *testing.T) {
+	s := New(7, "client-a", 3*time.Second, time.Unix(0, 42))
+	for seq := uint64(1); seq <= 4; seq++ {
+		s.Publish(seq*10, Event{Resource: 2, Code: 3, Data: []byte{byte(seq)}})
+		s.Applied(seq, Response{Index: seq * 10, Result: []byte{byte(seq)}})
+	}
+	s.Applied(5, Response{Index: 50, Err: &WireError{Kind: ErrorRuntime, Code: 2, Message: "gone"}})
+	s.Acknowledge(2, 20)
+	s.KeepAliveIndex = 33
+	got := FromImage(s.Image())
+	assert.Equal(t, s, got, "every field survives the image")
+	assert.Equal(t, s.Image(), got.Image(), "images of equal sessions are equal")
+	r, ok := got.Cached(5)
+	require.True(t, ok, "a retry after compaction finds the cached response")
+	assert.Equal(t, "gone", r.Err.Message)
+	assert.Equal(t, Duplicate, got.Classify(3))
+	assert.Len(t, got.EventsAfter(20), 2)
 }

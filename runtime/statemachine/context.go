@@ -30,7 +30,6 @@ func (c *commit) Release() {
 	if c.sm.cur != c.exec {
 		// Released later, after the command returned (a lock unlocked by a
 		// later command releases the locking command).
-		c.sm.tracker.Release(c.exec.index)
 		delete(c.exec.resource.commands, c.exec.index)
 	}
 }
@@ -63,7 +62,7 @@ func (h sessionHandle) State() runtime.SessionState {
 // not the session (copycat#272).
 func (h sessionHandle) Publish(event any) {
 	s, ok := h.sm.sessions.Get(h.id)
-	if !ok || s.State != runtime.SessionOpen {
+	if !ok || s.State != runtime.SessionOpen || h.sm.replaying {
 		return
 	}
 	exec := h.sm.cur

@@ -33,7 +33,8 @@ type StateMachine struct {
 	now       time.Time
 	timers    timers
 	index     uint64 // last applied
-	tracker   *Tracker
+	// replaying is set while Restore rebuilds state: nothing reaches clients.
+	replaying bool
 
 	// while applying one entry
 	outputs   []Output
@@ -67,7 +68,6 @@ func New(types ...*runtime.ResourceType) (*StateMachine, error) {
 		sessions:  session.NewTable(),
 		resources: map[uint64]*instance{},
 		names:     map[[2]string]uint64{},
-		tracker:   NewTracker(),
 		published: map[uint64]bool{},
 	}
 	for _, t := range types {
@@ -88,8 +88,15 @@ func (sm *StateMachine) Now() time.Time { return sm.now }
 // Index returns the last applied index.
 func (sm *StateMachine) Index() uint64 { return sm.index }
 
-// Tracker returns the live-entry tracker.
-func (sm *StateMachine) Tracker() *Tracker { return sm.tracker }
+// Live returns the commands resources hold: the entries that would stay in
+// the log (Release mode) or be covered by the next snapshot (Snapshot mode).
+func (sm *StateMachine) Live() int {
+	n := 0
+	for _, inst := range sm.resources {
+		n += len(inst.commands)
+	}
+	return n
+}
 
 // Session returns a session's state (for the server's read paths).
 func (sm *StateMachine) Session(id uint64) (*session.Session, bool) { return sm.sessions.Get(id) }
@@ -125,7 +132,12 @@ func (sm *StateMachine) tick(index uint64, timestamp int64) {
 		panic(fmt.Sprintf("statemachine: apply index %d after %d", index, sm.index))
 	}
 	sm.index = index
-	if t := time.Unix(0, timestamp); t.After(sm.now) {
+	sm.fireDue(index, time.Unix(0, timestamp))
+}
+
+// fireDue moves time to t unless it is behind, then runs the timers due.
+func (sm *StateMachine) fireDue(index uint64, t time.Time) {
+	if t.After(sm.now) {
 		sm.now = t
 	}
 	for t := sm.timers.due(sm.now); t != nil; t = sm.timers.due(sm.now) {
@@ -167,8 +179,6 @@ func (sm *StateMachine) Apply(index uint64, timestamp int64, data []byte) ([]Out
 func (sm *StateMachine) openSession(index uint64, e Entry) {
 	s := session.New(index, e.ClientID, e.Timeout, sm.now)
 	sm.sessions.Add(s)
-	sm.tracker.Hold(index) // the session exists as long as this entry
-	sm.tracker.Hold(index) // and it is the session's latest keep-alive
 	for _, id := range sm.instanceIDs() {
 		inst := sm.resources[id]
 		if l, ok := inst.res.(runtime.SessionListener); ok {
@@ -181,7 +191,6 @@ func (sm *StateMachine) openSession(index uint64, e Entry) {
 }
 
 func (sm *StateMachine) keepAlive(index uint64, e Entry) {
-	held := false
 	for _, k := range e.KeepAlives {
 		s, ok := sm.sessions.Get(k.Session)
 		out := Output{Kind: KindKeepAlive, Index: index, Session: k.Session}
@@ -192,14 +201,10 @@ func (sm *StateMachine) keepAlive(index uint64, e Entry) {
 		}
 		s.LastKeepAlive = sm.now
 		s.Acknowledge(k.CommandAck, k.EventAck)
-		sm.tracker.Release(s.KeepAliveIndex)
 		s.KeepAliveIndex = index
-		sm.tracker.Hold(index)
-		held = true
 		out.Response.EventIndex = s.EventIndex
 		sm.outputs = append(sm.outputs, out)
 	}
-	_ = held
 }
 
 func (sm *StateMachine) closeSession(index uint64, id uint64, expired bool) {
@@ -221,8 +226,6 @@ func (sm *StateMachine) closeSession(index uint64, id uint64, expired bool) {
 	}
 	sm.sessions.Remove(id)
 	// Opening and closing cancel out: neither entry holds state any more.
-	sm.tracker.Release(id)
-	sm.tracker.Release(s.KeepAliveIndex)
 	sm.outputs = append(sm.outputs, out)
 }
 
@@ -243,7 +246,6 @@ func (sm *StateMachine) openResource(index uint64, e Entry) {
 	inst := &instance{id: index, name: e.Name, typ: typ, res: typ.New(), commands: map[uint64]struct{}{}}
 	sm.resources[index] = inst
 	sm.names[key] = index
-	sm.tracker.Hold(index)
 	if in, ok := inst.res.(runtime.Initializer); ok {
 		sm.cur = &execution{index: index, resource: inst}
 		in.Init(&resourceContext{sm: sm, inst: inst})
@@ -269,10 +271,6 @@ func (sm *StateMachine) deleteResource(index uint64, e Entry) {
 	sm.timers.cancelResource(inst.id)
 	delete(sm.resources, inst.id)
 	delete(sm.names, [2]string{inst.typ.Name, inst.name})
-	for c := range inst.commands {
-		sm.tracker.Release(c)
-	}
-	sm.tracker.Release(inst.id)
 	sm.outputs = append(sm.outputs, out)
 }
 
@@ -292,42 +290,31 @@ func (sm *StateMachine) command(index uint64, e Entry) {
 		}
 		return
 	case session.Early:
-		s.Hold(e.Sequence, session.PendingCommand{Index: index, Resource: e.Resource, Op: e.Op, Args: e.Args})
-		sm.tracker.Hold(index)
+		sm.outputs = append(sm.outputs, Output{Kind: KindCommand, Index: index, Session: s.ID, Sequence: e.Sequence,
+			Response: session.Response{Index: index, Err: session.ErrorFor(runtime.ErrCommandOutOfOrder, nil)}})
 		return
 	}
-	seq, pc := e.Sequence, session.PendingCommand{Index: index, Resource: e.Resource, Op: e.Op, Args: e.Args}
-	held := false
-	for {
-		r := sm.execute(s, pc)
-		if held {
-			sm.tracker.Release(pc.Index) // the held copy; execute holds it anew if live
-		}
-		next, nextSeq, ok := s.Applied(seq, r)
-		r.EventIndex = s.EventIndex
-		sm.outputs = append(sm.outputs, Output{Kind: KindCommand, Index: pc.Index, Session: s.ID, Sequence: seq, Response: r})
-		if !ok {
-			return
-		}
-		seq, pc, held = nextSeq, next, true
-	}
+	r := sm.execute(s, index, e)
+	s.Applied(e.Sequence, r)
+	r.EventIndex = s.EventIndex
+	sm.outputs = append(sm.outputs, Output{Kind: KindCommand, Index: index, Session: s.ID, Sequence: e.Sequence, Response: r})
 }
 
 // execute runs one command on its resource.
-func (sm *StateMachine) execute(s *session.Session, pc session.PendingCommand) session.Response {
-	r := session.Response{Index: pc.Index}
-	inst, ok := sm.resources[pc.Resource]
+func (sm *StateMachine) execute(s *session.Session, index uint64, e Entry) session.Response {
+	r := session.Response{Index: index}
+	inst, ok := sm.resources[e.Resource]
 	if !ok {
 		r.Err = session.ErrorFor(runtime.ErrUnknownResource, nil)
 		return r
 	}
-	if op, ok := inst.typ.Operation(pc.Op); !ok || op.Kind != runtime.Command {
-		r.Err = session.ErrorFor(fmt.Errorf("%w: %d on %s", runtime.ErrUnknownOperation, pc.Op, inst.typ.Name), nil)
+	if op, ok := inst.typ.Operation(e.Op); !ok || op.Kind != runtime.Command {
+		r.Err = session.ErrorFor(fmt.Errorf("%w: %d on %s", runtime.ErrUnknownOperation, e.Op, inst.typ.Name), nil)
 		return r
 	}
-	exec := &execution{index: pc.Index, session: s.ID, resource: inst}
+	exec := &execution{index: index, session: s.ID, resource: inst}
 	sm.cur = exec
-	result, err := sm.safeExecute(inst, exec, pc.Op, pc.Args)
+	result, err := sm.safeExecute(inst, exec, e.Op, e.Args)
 	sm.cur = nil
 	if err == nil {
 		err = exec.err
@@ -335,8 +322,7 @@ func (sm *StateMachine) execute(s *session.Session, pc session.PendingCommand) s
 	if !exec.released {
 		// Live until the resource releases it, or (Snapshot mode) until a
 		// snapshot covers it.
-		sm.tracker.Hold(pc.Index)
-		inst.commands[pc.Index] = struct{}{}
+		inst.commands[index] = struct{}{}
 	}
 	if err != nil {
 		r.Err = session.ErrorFor(err, inst.typ)

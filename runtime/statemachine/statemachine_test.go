@@ -3,6 +3,7 @@ package statemachine
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -177,19 +178,32 @@ func TestApply_ExactlyOnce(t *testing.T) {
 	assert.Equal(t, int64(5), value(h.sm.Query(s, a, opGet, nil)), "and applies nothing")
 }
 
-func TestApply_EarlyCommandWaitsForPredecessor(t *testing.T) {
+func TestApply_EarlyCommandIsRefusedNotHeld(t *testing.T) {
 	h := newHarness(t)
 	s := h.openSession()
 	a := h.open(s, "a")
 	out := h.apply(Entry{Kind: KindCommand, Session: s, Sequence: 2, Resource: a, Op: opAdd, Args: binary.AppendVarint(nil, 10)})
-	assert.Empty(t, out, "held")
-	assert.Equal(t, int64(0), value(h.sm.Query(s, a, opGet, nil)))
+	require.Len(t, out, 1)
+	require.NotNil(t, out[0].Response.Err)
+	assert.ErrorIs(t, protocolError(out[0].Response.Err), runtime.ErrCommandOutOfOrder, "the client resends it after 1")
+	assert.Equal(t, int64(0), value(h.sm.Query(s, a, opGet, nil)), "not applied")
 	out = h.apply(Entry{Kind: KindCommand, Session: s, Sequence: 1, Resource: a, Op: opAdd, Args: binary.AppendVarint(nil, 1)})
-	require.Len(t, out, 2)
-	assert.Equal(t, uint64(1), out[0].Sequence)
+	require.Len(t, out, 1, "1 runs alone: nothing was held")
 	assert.Equal(t, int64(1), value(out[0].Response))
-	assert.Equal(t, uint64(2), out[1].Sequence)
-	assert.Equal(t, int64(11), value(out[1].Response))
+	out = h.apply(Entry{Kind: KindCommand, Session: s, Sequence: 2, Resource: a, Op: opAdd, Args: binary.AppendVarint(nil, 10)})
+	require.Len(t, out, 1)
+	assert.Equal(t, int64(11), value(out[0].Response), "the resent 2 runs at its own, later index")
+	assert.Equal(t, h.index, out[0].Response.Index)
+}
+
+// protocolError turns a wire error back into the runtime error it carries.
+func protocolError(w *session.WireError) error {
+	if w.Kind == session.ErrorRuntime {
+		if err, ok := runtime.RuntimeError(w.Code); ok {
+			return err
+		}
+	}
+	return errors.New(w.Message)
 }
 
 func TestApply_Errors(t *testing.T) {
@@ -295,31 +309,20 @@ func TestApply_TimersFireOnLogTime(t *testing.T) {
 	assert.Equal(t, int64(101), value(r), "the timer fired before the entry that passed it")
 }
 
-func TestTracker_ReleaseRules(t *testing.T) {
+func TestLive_ReleaseRules(t *testing.T) {
 	h := newHarness(t)
 	s := h.openSession()
-	tr := h.sm.Tracker()
-	assert.True(t, tr.Live(s))
 	a := h.open(s, "a")
 	r1 := h.add(s, a, 1)
-	assert.True(t, tr.Live(r1.Index), "a command is live until released")
+	assert.Equal(t, []uint64{r1.Index}, h.live(), "a command is live until released")
 	h.seq[s]++
-	out := h.apply(Entry{Kind: KindCommand, Session: s, Sequence: h.seq[s], Resource: a, Op: opRelease})
-	assert.False(t, tr.Live(r1.Index), "released by a later command")
-	assert.False(t, tr.Live(out[0].Index), "released by itself")
-	ka := h.apply(Entry{Kind: KindKeepAlive, KeepAlives: []KeepAlive{{Session: s}}})
-	assert.True(t, tr.Live(ka[0].Index))
-	ka2 := h.apply(Entry{Kind: KindKeepAlive, KeepAlives: []KeepAlive{{Session: s}}})
-	assert.False(t, tr.Live(ka[0].Index), "superseded keep-alive")
-	assert.True(t, tr.Live(ka2[0].Index))
+	h.apply(Entry{Kind: KindCommand, Session: s, Sequence: h.seq[s], Resource: a, Op: opRelease})
+	assert.Empty(t, h.live(), "released by a later command, and the releasing one by itself")
 	r2 := h.add(s, a, 1)
+	assert.Equal(t, []uint64{r2.Index}, h.live())
 	h.apply(Entry{Kind: KindDeleteResource, Session: s, Resource: a})
-	assert.False(t, tr.Live(a))
-	assert.False(t, tr.Live(r2.Index), "a deleted resource's commands are released")
-	h.apply(Entry{Kind: KindCloseSession, Session: s})
-	assert.False(t, tr.Live(s))
-	assert.False(t, tr.Live(ka2[0].Index))
-	assert.Equal(t, 0, tr.Count())
+	assert.Empty(t, h.live(), "a deleted resource's commands are released")
+	assert.Equal(t, 0, h.sm.Live())
 }
 
 func TestEntry_RoundTrip(t *testing.T) {
@@ -360,4 +363,16 @@ func FuzzDecodeEntry(f *testing.F) {
 		require.NoError(t, err)
 		require.Equal(t, e, e2)
 	})
+}
+
+// live returns the commands the resources hold, in index order.
+func (h *harness) live() []uint64 {
+	var out []uint64
+	for _, inst := range h.sm.resources {
+		for i := range inst.commands {
+			out = append(out, i)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
