@@ -31,11 +31,11 @@ const imageVersion = 1
 var ErrImage = errors.New("statemachine: bad image")
 
 type image struct {
-	Version   int              `msgpack:"v"`
-	Index     uint64           `msgpack:"index"`
-	Time      int64            `msgpack:"time"` // UnixNano
-	Sessions  []session.Image  `msgpack:"sessions"`
-	Resources []resourceImage  `msgpack:"resources"`
+	Version   int             `msgpack:"v"`
+	Index     uint64          `msgpack:"index"`
+	Time      int64           `msgpack:"time"` // UnixNano
+	Sessions  []session.Image `msgpack:"sessions"`
+	Resources []resourceImage `msgpack:"resources"`
 }
 
 type resourceImage struct {

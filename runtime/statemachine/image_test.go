@@ -386,7 +386,7 @@ func TestImage_EventsAndTimersSurvive(t *testing.T) {
 	m := h.open(s, kvType)
 	tl := h.open(s, tallyType)
 	h.command(s, m, opPut, "k\x00v\x00"+string(binary.AppendUvarint(nil, 50))) // expires in 50ms
-	h.command(s, tl, opPut, string(binary.AppendVarint(nil, 3)))                // deadline in 40ms
+	h.command(s, tl, opPut, string(binary.AppendVarint(nil, 3)))               // deadline in 40ms
 	img, info, err := h.sm.Snapshot()
 	require.NoError(t, err)
 	b, err := New(kvType, tallyType)
