@@ -163,6 +163,16 @@ func (e *emitter) encode(g *jen.Group, x jen.Code, t types.Type, mode checkMode)
 		k, v := e.fresh("k"), e.fresh("v")
 		g.If(jen.Add(x).Op("==").Nil()).Block(returnIfErr(jen.Id("enc").Dot("EncodeNil").Call())).Else().BlockFunc(func(g *jen.Group) {
 			g.Add(returnIfErr(jen.Id("enc").Dot("EncodeMapLen").Call(jen.Len(x))))
+			if orderedKey(m.Key()) {
+				// Keys in order: every member writes the same bytes for
+				// the same state, so state images can be compared by digest.
+				g.For(jen.List(jen.Id("_"), jen.Id(k)).Op(":=").Range().Qual("slices", "Sorted").Call(jen.Qual("maps", "Keys").Call(x))).BlockFunc(func(g *jen.Group) {
+					g.Id(v).Op(":=").Add(x).Index(jen.Id(k))
+					e.encode(g, jen.Id(k), m.Key(), mode)
+					e.encode(g, jen.Id(v), m.Elem(), mode)
+				})
+				return
+			}
 			g.For(jen.List(jen.Id(k), jen.Id(v)).Op(":=").Range().Add(x)).BlockFunc(func(g *jen.Group) {
 				e.encode(g, jen.Id(k), m.Key(), mode)
 				e.encode(g, jen.Id(v), m.Elem(), mode)
@@ -445,4 +455,10 @@ func joinNames(names []string) string {
 		out += n
 	}
 	return out
+}
+
+// orderedKey reports whether map keys of type t can be sorted with <.
+func orderedKey(t types.Type) bool {
+	b, ok := t.Underlying().(*types.Basic)
+	return ok && b.Info()&types.IsOrdered != 0
 }

@@ -8,6 +8,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -499,7 +501,8 @@ func (x *Value) EncodeMsgpack(enc *msgpack.Encoder) error {
 		if err := enc.EncodeMapLen(len(x.listeners)); err != nil {
 			return err
 		}
-		for k, v := range x.listeners {
+		for _, k := range slices.Sorted(maps.Keys(x.listeners)) {
+			v := x.listeners[k]
 			if err := enc.EncodeUint(k); err != nil {
 				return err
 			}

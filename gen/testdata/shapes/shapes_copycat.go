@@ -7,6 +7,8 @@ package shapes
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -224,7 +226,8 @@ func (x *StoreComposite) EncodeMsgpack(enc *msgpack.Encoder) error {
 		if err := enc.EncodeMapLen(len(x.M)); err != nil {
 			return err
 		}
-		for k, v := range x.M {
+		for _, k := range slices.Sorted(maps.Keys(x.M)) {
+			v := x.M[k]
 			if err := enc.EncodeString(k); err != nil {
 				return err
 			}
@@ -518,7 +521,8 @@ func (x *StoreReserved) EncodeMsgpack(enc *msgpack.Encoder) error {
 		if err := enc.EncodeMapLen(len(x.Data)); err != nil {
 			return err
 		}
-		for k, v := range x.Data {
+		for _, k := range slices.Sorted(maps.Keys(x.Data)) {
+			v := x.Data[k]
 			if err := enc.EncodeString(k); err != nil {
 				return err
 			}

@@ -9,6 +9,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 
 	"github.com/copycat-go/copycat/runtime"
 	"github.com/copycat-go/copycat/runtime/client"
@@ -727,7 +729,8 @@ func (x *Registry) EncodeMsgpack(enc *msgpack.Encoder) error {
 		if err := enc.EncodeMapLen(len(x.entries)); err != nil {
 			return err
 		}
-		for k, v := range x.entries {
+		for _, k := range slices.Sorted(maps.Keys(x.entries)) {
+			v := x.entries[k]
 			if err := enc.EncodeString(k); err != nil {
 				return err
 			}
@@ -747,7 +750,8 @@ func (x *Registry) EncodeMsgpack(enc *msgpack.Encoder) error {
 		if err := enc.EncodeMapLen(len(x.byOwner)); err != nil {
 			return err
 		}
-		for k1, v1 := range x.byOwner {
+		for _, k1 := range slices.Sorted(maps.Keys(x.byOwner)) {
+			v1 := x.byOwner[k1]
 			if err := enc.EncodeUint(k1); err != nil {
 				return err
 			}
@@ -818,7 +822,8 @@ func (x *Registry) EncodeMsgpack(enc *msgpack.Encoder) error {
 		if err := enc.EncodeMapLen(len(x.watchers)); err != nil {
 			return err
 		}
-		for k2, v2 := range x.watchers {
+		for _, k2 := range slices.Sorted(maps.Keys(x.watchers)) {
+			v2 := x.watchers[k2]
 			if err := enc.EncodeString(k2); err != nil {
 				return err
 			}
@@ -1391,7 +1396,8 @@ func encodeMeta(enc *msgpack.Encoder, x *meta) error {
 		if err := enc.EncodeMapLen(len(x.counts)); err != nil {
 			return err
 		}
-		for k, v := range x.counts {
+		for _, k := range slices.Sorted(maps.Keys(x.counts)) {
+			v := x.counts[k]
 			if err := enc.EncodeString(k); err != nil {
 				return err
 			}
