@@ -225,6 +225,7 @@ func (c *Client) submit(m *protocol.Message, ordered bool) (*op, error) {
 	case protocol.Command:
 		c.seq++
 		m.Sequence = c.seq
+		m.CommandAck = c.ackSeq
 	case protocol.Query:
 		m.Sequence = c.seq
 		m.Index = c.maxIndex

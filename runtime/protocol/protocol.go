@@ -30,12 +30,21 @@ const (
 	Events       // member -> client push
 	ResendEvents // client -> member: push again after EventIndex
 	Response
+	// Admin requests (see admin.go): cluster status, answered by any member,
+	// and membership changes and leadership transfer, run on the leader.
+	AdminStatus
+	AdminAdd
+	AdminRemove
+	AdminPromote
+	AdminDemote
+	AdminTransfer
 	typeMax
 )
 
 func (t Type) String() string {
 	names := [...]string{"", "OpenSession", "Attach", "KeepAlive", "CloseSession", "OpenResource",
-		"DeleteResource", "Command", "Query", "Events", "ResendEvents", "Response"}
+		"DeleteResource", "Command", "Query", "Events", "ResendEvents", "Response",
+		"AdminStatus", "AdminAdd", "AdminRemove", "AdminPromote", "AdminDemote", "AdminTransfer"}
 	if t > 0 && t < typeMax {
 		return names[t]
 	}

@@ -44,6 +44,10 @@ func TestErrorOf(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	b, _ := Encode(&Message{Type: Query, ID: 1, Args: []byte("a")})
 	f.Add(b)
+	b, _ = Encode(&Message{Type: AdminAdd, ID: 2, TimeoutNs: 5e9, Args: EncodeAdminRequest(AdminRequest{Member: 4, Addr: "h:1", Type: 2})})
+	f.Add(b)
+	b, _ = Encode(&Message{Type: Response, ID: 3, Result: EncodeClusterStatus(sampleStatus())})
+	f.Add(b)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := Decode(b)
 		if err != nil {

@@ -261,6 +261,8 @@ func (s *Server) handle(cc *clientConn, m *protocol.Message) {
 		s.handleKeepAlive(cc, m)
 	case protocol.Attach, protocol.ResendEvents:
 		go s.handleAttach(cc, m)
+	case protocol.AdminStatus, protocol.AdminAdd, protocol.AdminRemove, protocol.AdminPromote, protocol.AdminDemote, protocol.AdminTransfer:
+		go s.handleAdmin(cc, m)
 	default:
 		cc.fail(m, fmt.Errorf("%w: unexpected %s", runtime.ErrBadRequest, m.Type))
 	}
@@ -334,7 +336,7 @@ func (s *Server) handleCommand(cc *clientConn, m *protocol.Message) {
 	}
 	s.cmdWaiters[key] = append(s.cmdWaiters[key], w)
 	s.mu.Unlock()
-	e := statemachine.Entry{Kind: statemachine.KindCommand, Session: m.Session, Sequence: m.Sequence, Resource: m.Resource, Op: m.Op, Args: m.Args}
+	e := statemachine.Entry{Kind: statemachine.KindCommand, Session: m.Session, Sequence: m.Sequence, Resource: m.Resource, Op: m.Op, Args: m.Args, CommandAck: m.CommandAck}
 	data, err := e.Encode()
 	if err == nil {
 		err = n.ProposeFunc(cc.ctx, data, func(_ node.Result, err error) {

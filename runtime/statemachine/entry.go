@@ -64,6 +64,11 @@ type Entry struct {
 	Sequence uint64
 	Op       runtime.OpCode
 	Args     []byte
+	// CommandAck (Command) is the highest sequence whose response the client
+	// had when it sent the command: the session's response cache is trimmed
+	// to it, so it holds only what is in flight, not what waited for the
+	// next keep-alive.
+	CommandAck uint64
 }
 
 // KeepAlive keeps one session alive and acknowledges what its client received.
@@ -124,13 +129,14 @@ func (e *Entry) Encode() ([]byte, error) {
 		u(e.Session)
 		u(e.Resource)
 	case KindCommand:
-		put(func() error { return enc.EncodeArrayLen(6) })
+		put(func() error { return enc.EncodeArrayLen(7) })
 		u(uint64(e.Kind))
 		u(e.Session)
 		u(e.Sequence)
 		u(e.Resource)
 		u(uint64(e.Op))
 		put(func() error { return enc.EncodeBytes(e.Args) })
+		u(e.CommandAck)
 	default:
 		return nil, fmt.Errorf("statemachine: encode entry of kind %d", e.Kind)
 	}
@@ -169,7 +175,10 @@ func DecodeEntry(data []byte) (Entry, error) {
 		return v
 	}
 	kind := Kind(u())
-	want := map[Kind]int{KindOpenSession: 3, KindKeepAlive: 2, KindCloseSession: 3, KindOpenResource: 4, KindDeleteResource: 3, KindCommand: 6}[kind]
+	want := map[Kind]int{KindOpenSession: 3, KindKeepAlive: 2, KindCloseSession: 3, KindOpenResource: 4, KindDeleteResource: 3, KindCommand: 7}[kind]
+	if kind == KindCommand && n == 6 {
+		want = 6 // written before commands carried CommandAck
+	}
 	if err != nil || want == 0 || n != want {
 		return Entry{}, fmt.Errorf("%w: kind %d with %d fields", ErrMalformed, kind, n)
 	}
@@ -211,6 +220,9 @@ func DecodeEntry(data []byte) (Entry, error) {
 		e.Op = runtime.OpCode(op)
 		if err == nil {
 			e.Args, err = dec.DecodeBytes()
+		}
+		if n == 7 {
+			e.CommandAck = u()
 		}
 	}
 	if err != nil {

@@ -2,6 +2,7 @@ package statemachine
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -68,6 +69,22 @@ func (i ImageInfo) Contains(index uint64) bool {
 // and the live set. Snapshot-mode resources are snapshotted and their
 // commands stop being live; Release-mode resources keep theirs.
 func (sm *StateMachine) Snapshot() ([]byte, ImageInfo, error) {
+	return sm.snapshot(true)
+}
+
+// Digest returns a digest of the whole state at the last applied index.
+// Members that applied the same entries have equal digests: the image is
+// written deterministically and names the live entries, which are the same
+// on every member (Log Matching). Unlike Snapshot it changes nothing.
+func (sm *StateMachine) Digest() ([sha256.Size]byte, error) {
+	img, _, err := sm.snapshot(false)
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	return sha256.Sum256(img), nil
+}
+
+func (sm *StateMachine) snapshot(cover bool) ([]byte, ImageInfo, error) {
 	img := image{Version: imageVersion, Index: sm.index, Time: sm.now.UnixNano()}
 	for _, id := range sm.sessions.IDs() {
 		s, _ := sm.sessions.Get(id)
@@ -98,7 +115,9 @@ func (sm *StateMachine) Snapshot() ([]byte, ImageInfo, error) {
 	// Only once the image exists do the snapshotted commands stop holding
 	// state: a failed snapshot leaves them live.
 	for _, inst := range covered {
-		clear(inst.commands)
+		if cover {
+			clear(inst.commands)
+		}
 	}
 	slices.Sort(live)
 	return data, ImageInfo{Index: sm.index, Live: live}, nil

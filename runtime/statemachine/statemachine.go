@@ -281,6 +281,7 @@ func (sm *StateMachine) command(index uint64, e Entry) {
 			Response: session.Response{Index: index, Err: session.ErrorFor(runtime.ErrSessionExpired, nil)}})
 		return
 	}
+	s.Acknowledge(e.CommandAck, 0)
 	switch s.Classify(e.Sequence) {
 	case session.Duplicate:
 		// A retry of an applied command: answer from the cache, never apply

@@ -309,6 +309,25 @@ func TestApply_TimersFireOnLogTime(t *testing.T) {
 	assert.Equal(t, int64(101), value(r), "the timer fired before the entry that passed it")
 }
 
+// A command carries the client's acknowledgement: the response cache keeps
+// only what the client may still ask for again.
+func TestApply_CommandAckTrimsResponses(t *testing.T) {
+	h := newHarness(t)
+	s := h.openSession()
+	a := h.open(s, "a")
+	h.add(s, a, 1)
+	h.add(s, a, 1)
+	sess, _ := h.sm.Session(s)
+	r, _ := sess.Sizes()
+	require.Equal(t, 2, r)
+	h.seq[s]++
+	h.apply(Entry{Kind: KindCommand, Session: s, Sequence: h.seq[s], Resource: a, Op: opAdd, Args: binary.AppendVarint(nil, 1), CommandAck: 2})
+	r, _ = sess.Sizes()
+	assert.Equal(t, 1, r, "1 and 2 acknowledged, 3 cached")
+	_, ok := sess.Cached(3)
+	assert.True(t, ok)
+}
+
 func TestLive_ReleaseRules(t *testing.T) {
 	h := newHarness(t)
 	s := h.openSession()
@@ -334,6 +353,7 @@ func TestEntry_RoundTrip(t *testing.T) {
 		{Kind: KindOpenResource, Session: 3, Type: "t", Name: "n"},
 		{Kind: KindDeleteResource, Session: 3, Resource: 4},
 		{Kind: KindCommand, Session: 3, Sequence: 7, Resource: 4, Op: 2, Args: []byte("x")},
+		{Kind: KindCommand, Session: 3, Sequence: 8, Resource: 4, Op: 2, Args: []byte("y"), CommandAck: 7},
 	} {
 		data, err := e.Encode()
 		require.NoError(t, err)
