@@ -1,7 +1,8 @@
 // Command copycat runs and drives Copycat clusters: `copycat server` runs a
 // member hosting every built-in resource, `copycat demo` shows a cluster
-// surviving a leader crash. Operator commands and the built-ins from the
-// shell are being built.
+// surviving a leader crash, `copycat cluster` changes and shows membership,
+// and `copycat lock|map|election|value|long|queue|set|group` use the
+// built-in resources from the shell.
 package main
 
 import (
@@ -13,8 +14,10 @@ import (
 
 func main() {
 	if err := newRoot().Execute(); err != nil {
-		fmt.Fprintln(os.Stderr, "copycat:", err)
-		os.Exit(1)
+		if err.Error() != "" {
+			fmt.Fprintln(os.Stderr, "copycat:", err)
+		}
+		os.Exit(exitCode(err))
 	}
 }
 
@@ -27,5 +30,7 @@ func newRoot() *cobra.Command {
 	}
 	root.AddCommand(newDemo())
 	root.AddCommand(newServer())
+	root.AddCommand(newClusterCmd())
+	root.AddCommand(shellCommands()...)
 	return root
 }

@@ -38,6 +38,12 @@ type serverOptions struct {
 	tlsCert       string
 	tlsKey        string
 	tlsCA         string
+	// join lists members of a running cluster to join through (--join);
+	// passive keeps the joined member PASSIVE; joinTimeout bounds the add
+	// and, separately, the wait to be promoted.
+	join        string
+	passive     bool
+	joinTimeout time.Duration
 	// shutdownTimeout bounds the graceful stop (leadership transfer first).
 	shutdownTimeout time.Duration
 }
@@ -45,11 +51,12 @@ type serverOptions struct {
 const (
 	defaultClusterID       = "copycat"
 	defaultShutdownTimeout = 10 * time.Second
+	defaultJoinTimeout     = 5 * time.Minute
 	heartbeatTicks         = 2
 )
 
 func newServer() *cobra.Command {
-	o := serverOptions{shutdownTimeout: defaultShutdownTimeout}
+	o := serverOptions{shutdownTimeout: defaultShutdownTimeout, joinTimeout: defaultJoinTimeout}
 	cmd := &cobra.Command{
 		Use:   "server --id ID --listen ADDR --data DIR",
 		Short: "Run a cluster member hosting the built-in resources",
@@ -64,9 +71,12 @@ member just starts.
 Restarting: start the member with the same --id, --cluster-id and --data,
 without --bootstrap; it resumes from its data directory.
 
-Adding a member: start it with an empty data directory and no --bootstrap;
-it waits until the leader adds it (today through server.AddMember in Go on
-the leader; a "copycat cluster add" command comes later).
+Adding a member: start it with an empty data directory and --join with the
+address of one or more members of the running cluster. It asks the leader to
+add it as PASSIVE, catches up, and promotes itself to ACTIVE (a voter) once
+it has (--passive keeps it PASSIVE). On a data directory that already has
+the member's identity, --join is ignored and the member just restarts.
+Without --join, a new member waits until "copycat cluster add" adds it.
 
 SIGTERM or SIGINT stops the member gracefully: a leader hands leadership to
 another voter first, bounded by a timeout; the exit status is then 0.
@@ -74,7 +84,8 @@ another voter first, bounded by a timeout; the exit status is then 0.
 With --http, the member serves /health (200 when it runs and knows a
 leader, 503 otherwise), /status (JSON) and /metrics (Prometheus).`,
 		Example: `  copycat server --id 1 --listen 127.0.0.1:7001 --data /var/lib/copycat/1 \
-      --bootstrap 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --http 127.0.0.1:8001`,
+      --bootstrap 1=127.0.0.1:7001,2=127.0.0.1:7002,3=127.0.0.1:7003 --http 127.0.0.1:8001
+  copycat server --id 4 --listen 127.0.0.1:7004 --data /var/lib/copycat/4 --join 127.0.0.1:7001,127.0.0.1:7002`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -88,6 +99,9 @@ leader, 503 otherwise), /status (JSON) and /metrics (Prometheus).`,
 	f.StringVar(&o.advertise, "advertise", "", "host:port other members and clients reach this member at (default: --listen)")
 	f.StringVar(&o.dataDir, "data", "", "data directory holding the member's log (required)")
 	f.StringVar(&o.bootstrap, "bootstrap", "", "founding members of a new cluster, as id=addr,id=addr,... (first start only)")
+	f.StringVar(&o.join, "join", "", "join a running cluster through these members, as host:port,... (first start only)")
+	f.BoolVar(&o.passive, "passive", false, "with --join: stay PASSIVE (no vote) instead of being promoted to ACTIVE once caught up")
+	f.DurationVar(&o.joinTimeout, "join-timeout", defaultJoinTimeout, "with --join: how long to try to be added, and then to be promoted")
 	f.StringVar(&o.clusterID, "cluster-id", defaultClusterID, "cluster name; members and clients of another cluster are refused")
 	f.StringVar(&o.httpAddr, "http", "", "host:port to serve /health, /status and /metrics on (default: off)")
 	f.DurationVar(&o.tick, "tick", 10*time.Millisecond, "Raft tick interval")
@@ -138,6 +152,19 @@ func (o *serverOptions) validate() ([]raft.Member, error) {
 	}
 	if n := countSet(o.tlsCert, o.tlsKey, o.tlsCA); n != 0 && n != 3 {
 		return nil, errors.New("--tls-cert, --tls-key and --tls-ca go together: set all three or none")
+	}
+	if o.join != "" {
+		if o.bootstrap != "" {
+			return nil, errors.New("--join and --bootstrap cannot be used together: --bootstrap founds a new cluster, --join adds this member to a running one")
+		}
+		if _, err := parseJoin(o.join); err != nil {
+			return nil, err
+		}
+		if o.joinTimeout <= 0 {
+			return nil, fmt.Errorf("--join-timeout must be positive, not %v", o.joinTimeout)
+		}
+	} else if o.passive {
+		return nil, errors.New("--passive only applies with --join")
 	}
 	if o.bootstrap == "" {
 		return nil, nil
@@ -262,6 +289,17 @@ func runServer(ctx context.Context, stderr io.Writer, o serverOptions) error {
 	}
 	logger := slog.New(slog.NewTextHandler(&lockedWriter{w: stderr}, nil)).With("cluster", o.clusterID)
 
+	var join *joiner
+	switch {
+	case o.join != "" && !record:
+		logger.Info("the data directory already belongs to this member: ignoring --join and restarting from it", "member", o.id, "data", o.dataDir)
+	case o.join != "":
+		if join, err = startJoin(ctx, o, tlsCfg, logger); err != nil {
+			return err
+		}
+		defer join.close()
+	}
+
 	var httpLn net.Listener
 	if o.httpAddr != "" {
 		if httpLn, err = net.Listen("tcp", o.httpAddr); err != nil {
@@ -278,7 +316,7 @@ func runServer(ctx context.Context, stderr io.Writer, o serverOptions) error {
 	election := time.Duration(o.electionTicks) * o.tick
 	srv, err := server.New(server.Config{
 		ID: o.id, ClusterID: o.clusterID, Addr: o.advertise, Listener: ln,
-		DataDir: o.dataDir, TLS: tlsCfg,
+		DataDir: o.dataDir, TLS: tlsCfg, Peers: join.peerAddrs(),
 		TickInterval: o.tick, ElectionTicks: o.electionTicks, HeartbeatTicks: heartbeatTicks,
 		MinSessionTimeout: max(time.Second, 2*election),
 		MaxSessionTimeout: max(5*time.Minute, 2*election),
@@ -300,14 +338,25 @@ func runServer(ctx context.Context, stderr io.Writer, o serverOptions) error {
 		srv.Stop()
 		return fmt.Errorf("member %d cannot start: %w", o.id, err)
 	}
+	if join != nil {
+		// The identity is recorded only once the cluster has the member, so
+		// that a failed join can simply be run again.
+		if err := join.add(ctx); err != nil {
+			srv.Stop()
+			return err
+		}
+	}
 	if record {
 		if err := recordIdentity(o.dataDir, o.clusterID, o.id); err != nil {
 			srv.Stop()
 			return err
 		}
 	}
-	if fresh && founders == nil {
-		logger.Info("new member with an empty data directory: waiting for the leader to add it (server.AddMember on the leader; a `copycat cluster add` command comes later)",
+	switch {
+	case join != nil && !o.passive:
+		join.promoteInBackground(ctx)
+	case fresh && founders == nil && join == nil:
+		logger.Info("new member with an empty data directory: waiting for the leader to add it (`copycat cluster add`, or start it with --join)",
 			"member", o.id, "addr", o.advertise)
 	}
 
