@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,7 @@ type memberStatus struct {
 	Members      []memberDetail `json:"members"`
 	Sessions     int            `json:"sessions"`
 	Resources    int            `json:"resources"`
+	Log          *logStatus     `json:"log,omitempty"`
 }
 
 type leaderStatus struct {
@@ -42,6 +44,52 @@ type memberDetail struct {
 	MatchIndex *uint64 `json:"match_index,omitempty"`
 }
 
+// logStatus is the log part of /status: the compaction point, cleaning,
+// snapshot streams and the segments on disk.
+type logStatus struct {
+	CompactionIndex uint64          `json:"compaction_index"`
+	LiveAtPoint     int             `json:"live_at_compaction_point"`
+	ImageBytes      int             `json:"image_bytes"`
+	Compactions     int             `json:"compactions"`
+	Cleanings       int             `json:"cleanings"`
+	LongestPauseUs  int64           `json:"longest_cleaning_pause_us"`
+	SnapshotsSent   int             `json:"snapshots_sent"`
+	SnapshotsRecv   int             `json:"snapshots_installed"`
+	Entries         int64           `json:"entries"`
+	Live            int64           `json:"live_entries"`
+	Bytes           int64           `json:"bytes"`
+	Segments        []segmentStatus `json:"segments"`
+}
+
+type segmentStatus struct {
+	File    string `json:"file"`
+	First   uint64 `json:"first"`
+	Last    uint64 `json:"last"`
+	Cleaned bool   `json:"cleaned"`
+	Entries int64  `json:"entries"`
+	Live    int64  `json:"live"`
+	Bytes   int64  `json:"bytes"`
+}
+
+func logStatusOf(srv *server.Server) *logStatus {
+	cs, ss := srv.CompactionStats(), srv.SnapshotStats()
+	out := &logStatus{
+		CompactionIndex: cs.Point, LiveAtPoint: cs.Live, ImageBytes: cs.ImageBytes,
+		Compactions: cs.Compactions, Cleanings: cs.Cleanings, LongestPauseUs: cs.LongestPause.Microseconds(),
+		SnapshotsSent: ss.Sent, SnapshotsRecv: ss.Received, Segments: []segmentStatus{},
+	}
+	u, err := srv.LogUsage()
+	if err != nil {
+		return out
+	}
+	out.Entries, out.Live, out.Bytes = u.Entries, u.Live, u.Bytes
+	for _, sg := range u.Segments {
+		out.Segments = append(out.Segments, segmentStatus{File: filepath.Base(sg.File), First: sg.First, Last: sg.Last,
+			Cleaned: sg.Cleaned, Entries: sg.Entries, Live: sg.Live, Bytes: sg.Bytes})
+	}
+	return out
+}
+
 func statusOf(srv *server.Server, clusterID string) memberStatus {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
@@ -55,6 +103,7 @@ func statusOf(srv *server.Server, clusterID string) memberStatus {
 		CommitIndex: st.HardState.Commit, AppliedIndex: st.Applied,
 		Members:  []memberDetail{},
 		Sessions: srv.Sessions(), Resources: srv.Resources(),
+		Log: logStatusOf(srv),
 	}
 	if lead := st.SoftState.Lead; lead != 0 {
 		out.Leader = &leaderStatus{ID: lead}

@@ -232,6 +232,11 @@ func TestServerCluster(t *testing.T) {
 	assert.GreaterOrEqual(t, st.Term, uint64(1))
 	assert.GreaterOrEqual(t, st.CommitIndex, uint64(1))
 	require.Len(t, st.Members, 3)
+	if assert.NotNil(t, st.Log, "/status describes the log") {
+		assert.NotEmpty(t, st.Log.Segments, "the log's segments on disk")
+		assert.Positive(t, st.Log.Bytes)
+		assert.GreaterOrEqual(t, st.Log.Entries, int64(1))
+	}
 	for i, md := range st.Members {
 		assert.Equal(t, "ACTIVE", md.Type)
 		assert.Equal(t, addrs[md.ID-1], md.Addr, "member %d", i)

@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sort"
 	"sync"
 	"testing"
@@ -38,9 +39,26 @@ const (
 	MinSessionTimeout = 500 * time.Millisecond
 )
 
+// Options tunes a test cluster's members.
+type Options struct {
+	// SnapshotEntries and TrailingEntries set log compaction (see
+	// server.Config); zero means the server's default. Small values make
+	// tests exercise images, cleaning and snapshot streams.
+	SnapshotEntries, TrailingEntries int
+	// NoCompaction keeps whole logs.
+	NoCompaction bool
+	// Disk keeps each member's log in a directory under the test's temporary
+	// directory (runtime/log, fsync on) instead of in memory; Crash and
+	// Restart then go through the files. Member.Dir names it.
+	Disk bool
+	// SegmentSize sets the log's segment size with Disk (server.Config).
+	SegmentSize int64
+}
+
 // Cluster is an in-memory cluster.
 type Cluster struct {
 	t       testing.TB
+	opts    Options
 	types   []*runtime.ResourceType
 	net     *transport.Network
 	id      string
@@ -67,9 +85,13 @@ type Member struct {
 	ID    uint64
 	Addr  string
 	c     *Cluster
-	store *rlog.Memory
+	store *rlog.Memory   // nil with Options.Disk
+	dir   string         // with Options.Disk
 	srv   *server.Server // guarded by c.mu
 }
+
+// Dir returns the member's data directory (Options.Disk), or "".
+func (m *Member) Dir() string { return m.dir }
 
 // Server returns the member's running server, or nil while it is crashed.
 func (m *Member) Server() *server.Server {
@@ -88,8 +110,14 @@ func (c *Cluster) setServer(m *Member, srv *server.Server) {
 // a leader.
 func NewCluster(t testing.TB, n int, types ...*runtime.ResourceType) *Cluster {
 	t.Helper()
+	return NewClusterWith(t, n, Options{}, types...)
+}
+
+// NewClusterWith is NewCluster with options.
+func NewClusterWith(t testing.TB, n int, opts Options, types ...*runtime.ResourceType) *Cluster {
+	t.Helper()
 	c := &Cluster{
-		t: t, types: types, net: transport.NewNetwork(1), id: ClusterID,
+		t: t, types: types, opts: opts, net: transport.NewNetwork(1), id: ClusterID,
 		members: map[uint64]*Member{}, clientCut: map[uint64]bool{}, gates: map[*client.Client]*gate{},
 		logger: slog.New(slog.DiscardHandler),
 	}
@@ -99,7 +127,7 @@ func NewCluster(t testing.TB, n int, types ...*runtime.ResourceType) *Cluster {
 	var founding []raft.Member
 	for i := 1; i <= n; i++ {
 		id := uint64(i)
-		m := &Member{ID: id, Addr: addrOf(id), c: c, store: rlog.NewMemory()}
+		m := c.newMember(id)
 		c.members[id] = m
 		c.ids = append(c.ids, id)
 		founding = append(founding, raft.Member{ID: id, Addr: m.Addr})
@@ -121,12 +149,28 @@ func addrOf(id uint64) string { return fmt.Sprintf("member-%d", id) }
 // ClusterID is the cluster ID of every test cluster.
 const ClusterID = "copycattest"
 
+func (c *Cluster) newMember(id uint64) *Member {
+	m := &Member{ID: id, Addr: addrOf(id), c: c}
+	if c.opts.Disk {
+		m.dir = filepath.Join(c.t.TempDir(), fmt.Sprintf("member-%d", id))
+	} else {
+		m.store = rlog.NewMemory()
+	}
+	return m
+}
+
 func (c *Cluster) newServer(m *Member, peers map[uint64]string) *server.Server {
+	var store rlog.Store
+	if m.store != nil {
+		store = m.store
+	}
 	srv, err := server.New(server.Config{
-		ID: m.ID, ClusterID: c.id, Addr: m.Addr, Storage: m.store, Peers: peers,
+		ID: m.ID, ClusterID: c.id, Addr: m.Addr, Storage: store, DataDir: m.dir, Peers: peers,
 		Transport:    func(h transport.Handler) transport.Transport { return c.net.Endpoint(m.ID, h) },
 		TickInterval: TickInterval, ElectionTicks: ElectionTicks, HeartbeatTicks: 2,
 		MinSessionTimeout: MinSessionTimeout, Logger: c.logger.With("member", m.ID),
+		SnapshotEntries: c.opts.SnapshotEntries, TrailingEntries: c.opts.TrailingEntries, NoCompaction: c.opts.NoCompaction,
+		SegmentSize: c.opts.SegmentSize,
 	}, c.types...)
 	if err != nil {
 		c.t.Fatalf("copycattest: member %d: %v", m.ID, err)
@@ -356,7 +400,7 @@ func (c *Cluster) Restart(id uint64) {
 func (c *Cluster) AddMember(ctx context.Context) (*Member, error) {
 	ids := c.IDs()
 	id := ids[len(ids)-1] + 1
-	m := &Member{ID: id, Addr: addrOf(id), c: c, store: rlog.NewMemory()}
+	m := c.newMember(id)
 	peers := map[uint64]string{}
 	for _, id := range c.IDs() {
 		peers[id] = addrOf(id)
@@ -376,4 +420,43 @@ func (c *Cluster) AddMember(ctx context.Context) (*Member, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// WaitConverged waits until every running member has applied the same index
+// and their state digests (server.StateDigest) agree, and returns the digest.
+// It fails the test at the deadline, naming each member's index and digest.
+func (c *Cluster) WaitConverged(timeout time.Duration) string {
+	c.t.Helper()
+	var last string
+	var digest string
+	deadline := time.Now().Add(timeout)
+	for {
+		var idx uint64
+		same := true
+		last = ""
+		digest = ""
+		for _, id := range c.IDs() {
+			srv := c.Member(id).Server()
+			if srv == nil {
+				continue
+			}
+			i, d, err := srv.StateDigest()
+			if err != nil {
+				c.t.Fatalf("copycattest: digest of member %d: %v", id, err)
+			}
+			last += fmt.Sprintf(" %d@%d=%s", id, i, d)
+			if digest == "" {
+				idx, digest = i, d
+			} else if i != idx || d != digest {
+				same = false
+			}
+		}
+		if same && digest != "" {
+			return digest
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("copycattest: members did not converge within %v:%s", timeout, last)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

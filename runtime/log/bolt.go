@@ -8,6 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
 
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
@@ -17,6 +20,7 @@ var (
 	keyFormat = []byte("copycat.format") // stableFormat or segmentFormat
 	keyLogID  = []byte("copycat.log-id") // random identity of the log, the same in all its files
 	keyFirst  = []byte("copycat.first")  // segments: the first index the segment covers
+	keyRange  = []byte("copycat.range")  // cleaned segments: first and last index covered, with a CRC-32C
 )
 
 // The bucket names raft-boltdb creates; our files hold nothing else.
@@ -26,21 +30,20 @@ var (
 )
 
 // boltContents is what checkBolt saw in a file: the conf records and the
-// extent of the contiguous keys of the logs bucket.
+// keys of the logs bucket, as runs of consecutive indexes.
 type boltContents struct {
-	conf     map[string][]byte
-	logs     uint64 // number of log keys
-	firstLog uint64
-	lastLog  uint64
+	conf map[string][]byte
+	logs uint64 // number of log keys
+	runs []run  // ascending, neither overlapping nor touching
 }
 
 // openBolt checks the file at path (see checkBolt), checks that it is one of
-// ours — the format record format and, if logID is not nil, the log's
-// identity — and only then opens it with raft-boltdb, with panics converted
-// to errors for good measure. Errors are not wrapped with the path.
+// ours — its format record one of formats and, if logID is not nil, the
+// log's identity — and only then opens it with raft-boltdb, with panics
+// converted to errors for good measure. Errors are not wrapped with the path.
 //
 // owner names the file logID comes from, for the error when they differ.
-func openBolt(path string, o *Options, format string, logID []byte, owner string) (*raftboltdb.BoltStore, *boltContents, error) {
+func openBolt(path string, o *Options, formats []string, logID []byte, owner string) (*raftboltdb.BoltStore, *boltContents, error) {
 	c, err := scanBolt(path)
 	if err != nil {
 		return nil, nil, err
@@ -48,8 +51,12 @@ func openBolt(path string, o *Options, format string, logID []byte, owner string
 	switch got := c.conf[string(keyFormat)]; {
 	case got == nil:
 		return nil, nil, fmt.Errorf("%w: no copycat format record (a raft-boltdb store or another bolt database?)", ErrForeign)
-	case string(got) != format:
-		return nil, nil, fmt.Errorf("%w: format %q, want %q", ErrForeign, got, format)
+	case !slices.Contains(formats, string(got)):
+		want := make([]string, len(formats))
+		for k, f := range formats {
+			want[k] = strconv.Quote(f)
+		}
+		return nil, nil, fmt.Errorf("%w: format %q, want %s", ErrForeign, got, strings.Join(want, " or "))
 	}
 	if logID != nil && !bytes.Equal(c.conf[string(keyLogID)], logID) {
 		return nil, nil, fmt.Errorf("%w: belongs to another log (identity %x, %s has %x)", ErrForeign, c.conf[string(keyLogID)], owner, logID)
@@ -82,14 +89,17 @@ func scanBolt(path string) (*boltContents, error) {
 			if len(key) != 8 {
 				return fmt.Errorf("%w: log key %x is not an index", ErrCorrupt, key)
 			}
+			// checkBolt checks that keys ascend; this keeps runs sound
+			// whatever it lets through.
 			i := binary.BigEndian.Uint64(key)
-			if c.logs > 0 && i != c.lastLog+1 {
-				return fmt.Errorf("%w: entry %d follows entry %d", ErrCorrupt, i, c.lastLog)
+			switch n := len(c.runs); {
+			case n > 0 && i <= c.runs[n-1].hi:
+				return fmt.Errorf("%w: log key %d after %d", ErrCorrupt, i, c.runs[n-1].hi)
+			case n > 0 && c.runs[n-1].hi+1 == i:
+				c.runs[n-1].hi = i
+			default:
+				c.runs = append(c.runs, run{lo: i, hi: i})
 			}
-			if c.logs == 0 {
-				c.firstLog = i
-			}
-			c.lastLog = i
 			c.logs++
 		}
 		return nil

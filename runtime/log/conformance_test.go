@@ -148,6 +148,8 @@ func testConformance(t *testing.T, kind storeKind) {
 		assert.Equal(t, mkEnts(9, 11, 1), got)
 	})
 
+	t.Run("cleaning", func(t *testing.T) { testCleaningConformance(t, kind) })
+
 	t.Run("closed", func(t *testing.T) {
 		s := kind.open(t)
 		require.NoError(t, s.Close())

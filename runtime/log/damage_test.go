@@ -265,6 +265,9 @@ func flipAndOpen(t *testing.T, src, name string, off int, mask byte, result func
 			require.ErrorIs(t, err, ErrCorrupt, fmt.Sprintf("flip at %d", off))
 		}
 	}
+	if err := l.Compacted(func(raft.Entry) error { return nil }); err != nil {
+		require.ErrorIs(t, err, ErrCorrupt, fmt.Sprintf("flip at %d", off))
+	}
 	// Writing must not panic either.
 	_ = l.Save(raft.HardState{Term: 9}, mkEnts(last+1, last+3, 9))
 }

@@ -10,8 +10,20 @@ package log
 //	truncate.delete-range   before deleting the suffix inside the segment that keeps a prefix
 //	append.store            before the batch's StoreLogs transaction
 //	save.hardstate          entries durable, hard state not yet written
-//	compact.meta            before the compaction point is written
-//	compact.remove          before deleting each segment dropped by a compaction
+//	compact.meta            before the compaction point is written (Compact, SetCompaction)
+//	compact.remove          before deleting each segment dropped by SetCompaction
+//	compact.remove-image    before deleting the previous image
+//	image.before-rename     new image written under its temporary name
+//	image.after-rename      new image renamed, not yet referenced
+//	install.stage           before creating each staged segment
+//	install.commit          staged segments and image durable, record not yet written
+//	install.remove          before deleting each old segment or image (phase 1)
+//	install.phase2          before recording phase 2
+//	install.promote         before renaming each staged segment into place (phase 2)
+//	install.done            before recording the install done
+//	clean.before-rename     cleaned segment written under its temporary name
+//	clean.after-rename      cleaned segment renamed over the first it replaces, not yet in use
+//	clean.remove            before deleting each other segment a merge replaces (also in Open)
 var failpoint func(name string) error
 
 func fail(name string) error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -53,6 +54,7 @@ func mkEnts(lo, hi, term uint64) []raft.Entry {
 type view struct {
 	HS      raft.HardState
 	Meta    raft.SnapshotMeta
+	Image   []byte
 	First   uint64
 	Last    uint64
 	Entries []raft.Entry
@@ -71,7 +73,7 @@ func viewOf(t testing.TB, s Store) view {
 	snap, err := s.Snapshot()
 	require.NoError(t, err)
 	require.Equal(t, v.Meta, snap.Meta)
-	require.Nil(t, snap.Data)
+	v.Image = snap.Data
 	v.Entries, err = s.Entries(v.First, v.Last+1, ^uint64(0))
 	require.NoError(t, err)
 	for _, e := range v.Entries {
@@ -128,4 +130,69 @@ func errKind(err error) string {
 		return "closed"
 	}
 	return "other"
+}
+
+// compactedOf returns what s.Compacted delivers, checking the order.
+func compactedOf(t testing.TB, s Store) []raft.Entry {
+	t.Helper()
+	var got []raft.Entry
+	require.NoError(t, s.Compacted(func(e raft.Entry) error {
+		if n := len(got); n > 0 {
+			require.Greater(t, e.Index, got[n-1].Index, "Compacted out of order")
+		}
+		got = append(got, e)
+		return nil
+	}))
+	return got
+}
+
+// liveOnly returns the entries of ents that live reports live.
+func liveOnly(ents []raft.Entry, live func(uint64) bool) []raft.Entry {
+	var out []raft.Entry
+	for _, e := range ents {
+		if live(e.Index) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// deadSet is a live set for tests: everything is live but what was killed.
+// Liveness is monotonic, as Store requires.
+type deadSet map[uint64]bool
+
+func (d deadSet) live(i uint64) bool { return !d[i] }
+
+// everyNth returns a live set keeping the indexes divisible by n.
+func everyNth(n uint64) func(uint64) bool { return func(i uint64) bool { return i%n == 0 } }
+
+// streamOf returns a next function for Install delivering ents.
+func streamOf(ents []raft.Entry) func() (raft.Entry, bool, error) {
+	return func() (raft.Entry, bool, error) {
+		if len(ents) == 0 {
+			return raft.Entry{}, false, nil
+		}
+		e := ents[0]
+		ents = ents[1:]
+		return e, true, nil
+	}
+}
+
+// dirSize is the total size of the regular files in dir.
+func dirSize(t testing.TB, dir string) int64 {
+	t.Helper()
+	des, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	var n int64
+	for _, de := range des {
+		info, err := de.Info()
+		require.NoError(t, err)
+		n += info.Size()
+	}
+	return n
+}
+
+// snapAt is a snapshot at index and term with image as its Data.
+func snapAt(index, term uint64, image string) raft.Snapshot {
+	return raft.Snapshot{Meta: raft.SnapshotMeta{Index: index, Term: term}, Data: []byte(image)}
 }

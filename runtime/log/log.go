@@ -6,18 +6,18 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"sort"
-	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/copycat-go/copycat/runtime/raft"
 )
 
 // Log is the durable Raft log: stable.db for the hard state and compaction
-// point, and a sequence of segment files for the entries (see the package
-// documentation). It is safe for concurrent use; the driver is expected to
-// be its only writer.
+// point, a sequence of segment files for the entries, and an image file for
+// the state at the compaction point (see the package documentation). It is
+// safe for concurrent use; the driver is expected to be its only writer,
+// with Clean on a goroutine of its own.
 //
 // After a write fails part way (an I/O error, a full disk), the Log refuses
 // every further call with that error: its files may no longer match its
@@ -26,23 +26,34 @@ type Log struct {
 	opts   Options
 	logger *slog.Logger
 
+	// maint serializes the operations that replace segments, the image or
+	// the compaction point — Compact, SetCompaction, Install, each step of
+	// Clean — and Close. It is taken before mu, and held across file writes
+	// that mu must not be held for, so Save and the reads go on meanwhile.
+	maint sync.Mutex
+	// closing is set first thing by Close, so that Clean and Compacted,
+	// which work outside mu, stop early.
+	closing atomic.Bool
+
 	mu     sync.RWMutex
 	stable *stable
-	segs   []*segment // ascending, contiguous; only the last (the head) may be empty
+	segs   []*segment // ascending ranges, contiguous; only the last (the head) may be empty
 	cache  cache
-	hs     raft.HardState    // as given to the last Save; Commit may be ahead of the disk
-	saved  raft.HardState    // as last written to stable.db
-	meta   raft.SnapshotMeta // compaction point C
+	hs     raft.HardState // as given to the last Save; Commit may be ahead of the disk
+	saved  raft.HardState // as last written to stable.db
+	comp   compaction     // compaction point C, the entries kept below it, the image
+	image  []byte         // the image at C, as Snapshot returns it
 	closed bool
 	failed error
 }
 
 // Open opens the log in opts.Dir, creating it if the directory holds no log,
-// and recovers from an interrupted write: a leftover temporary segment is
+// and recovers from an interrupted write: leftover temporary files are
 // removed, and the steps a crash can cut short (a roll, a truncation across
-// segments, a compaction dropping segments) are finished, so the result is a
-// prefix of what was acknowledged. Damaged or foreign files are reported
-// with an error naming them, wrapping ErrCorrupt or ErrForeign.
+// segments, a compaction, an install, a merge) are finished or undone, so
+// the result is a prefix of what was acknowledged (see the package
+// documentation). Damaged or foreign files are reported with an error
+// naming them, wrapping ErrCorrupt or ErrForeign.
 func Open(opts Options) (*Log, error) {
 	o := opts
 	o.EnsureDefaults()
@@ -55,153 +66,23 @@ func Open(opts Options) (*Log, error) {
 	if err := os.MkdirAll(o.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("log: open %s: %w", o.Dir, err)
 	}
-	firsts, err := scanDir(o.Dir, o.Logger)
+	files, err := scanDir(o.Dir, o.Logger)
 	if err != nil {
 		return nil, err
 	}
-	st, err := openStable(filepath.Join(o.Dir, stableFile), &o, len(firsts) == 0)
+	// Without stable.db, any other file of ours means damage: only a
+	// directory holding none of them is a new log.
+	fresh := len(files.segments) == 0 && len(files.installs) == 0 && len(files.images) == 0
+	st, err := openStable(filepath.Join(o.Dir, stableFile), &o, fresh)
 	if err != nil {
 		return nil, err
 	}
 	l := &Log{opts: o, logger: o.Logger, stable: st, cache: cache{max: o.CacheSize}}
-	if err := l.load(firsts); err != nil {
+	if err := l.load(); err != nil {
 		l.closeFiles()
 		return nil, err
 	}
 	return l, nil
-}
-
-// scanDir lists the first indexes of the segments in dir, ascending, and
-// removes leftover temporary files of interrupted creations.
-func scanDir(dir string, logger *slog.Logger) ([]uint64, error) {
-	des, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("log: open %s: %w", dir, err)
-	}
-	var firsts []uint64
-	for _, de := range des {
-		name := de.Name()
-		if strings.HasSuffix(name, tmpSuffix) {
-			logger.Info("log: removing file left by an interrupted write", "file", filepath.Join(dir, name))
-			if err := os.Remove(filepath.Join(dir, name)); err != nil {
-				return nil, fmt.Errorf("log: open %s: %w", dir, err)
-			}
-			continue
-		}
-		if first, ok := parseSegmentName(name); ok {
-			firsts = append(firsts, first)
-		}
-	}
-	slices.Sort(firsts)
-	return firsts, nil
-}
-
-// load reads the stable state, opens and checks the segments, and finishes
-// whatever a crash interrupted.
-func (l *Log) load(firsts []uint64) error {
-	var err error
-	if l.hs, err = l.stable.hardState(); err != nil {
-		return err
-	}
-	l.saved = l.hs
-	if l.meta, err = l.stable.compaction(); err != nil {
-		return err
-	}
-	for _, first := range firsts {
-		s, err := openSegment(filepath.Join(l.opts.Dir, segmentName(first)), first, &l.opts, l.stable.id, l.stable.path)
-		if err != nil {
-			return err
-		}
-		l.segs = append(l.segs, s)
-	}
-	if err := l.checkSegments(); err != nil {
-		return err
-	}
-	return l.reconcile()
-}
-
-// checkSegments verifies that the segments fit together: each starts where
-// the previous one ends, only the head is empty, and terms never go down.
-func (l *Log) checkSegments() error {
-	var prevTerm uint64
-	for k, s := range l.segs {
-		if k > 0 && s.first != l.segs[k-1].last+1 {
-			return s.errorf("%w: starts at %d but the previous segment %s ends at %d", ErrCorrupt, s.first, l.segs[k-1].path, l.segs[k-1].last)
-		}
-		if s.empty() {
-			if k != len(l.segs)-1 {
-				return s.errorf("%w: empty segment before the head", ErrCorrupt)
-			}
-			continue
-		}
-		first, err := s.get(s.first)
-		if err != nil {
-			return err
-		}
-		last, err := s.get(s.last)
-		if err != nil {
-			return err
-		}
-		if last.Term < first.Term {
-			return s.errorf("%w: terms go down (%d to %d)", ErrCorrupt, first.Term, last.Term)
-		}
-		if first.Term < prevTerm {
-			return s.errorf("%w: terms go down (%d at the end of the previous segment %s, %d here)", ErrCorrupt, prevTerm, l.segs[k-1].path, first.Term)
-		}
-		prevTerm = last.Term
-	}
-	return nil
-}
-
-// reconcile makes the segments agree with the compaction point C: if the
-// log does not hold entry C with term meta.Term, every segment is removed,
-// highest first (a crash leaves a prefix, which the next reconcile removes
-// too); otherwise the segments wholly at or below C are removed, lowest
-// first (a crash leaves a suffix still covering C+1 on). Open and
-// SetCompaction both end with it, so a compaction interrupted after its
-// point was written is finished by the next Open.
-func (l *Log) reconcile() error {
-	if len(l.segs) == 0 {
-		return nil
-	}
-	c, head := l.meta.Index, l.segs[len(l.segs)-1]
-	discard := head.last <= c
-	if !discard && c >= l.segs[0].first {
-		t, err := l.storedTerm(c)
-		if err != nil {
-			return err
-		}
-		discard = t != l.meta.Term
-	}
-	if !discard && l.segs[0].first > c+1 {
-		return l.segs[0].errorf("%w: starts at %d, leaving a gap after the compaction point %d", ErrCorrupt, l.segs[0].first, c)
-	}
-	if discard {
-		l.cache.reset()
-		for len(l.segs) > 0 {
-			if err := l.removeSegment(len(l.segs) - 1); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	l.cache.dropBelow(c + 1)
-	for l.segs[0].last <= c {
-		if err := l.removeSegment(0); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (l *Log) removeSegment(k int) error {
-	if err := fail("compact.remove"); err != nil {
-		return err
-	}
-	s := l.segs[k]
-	l.logger.Info("log: removing segment at or below the compaction point", "segment", s.path, "compaction", l.meta.Index)
-	l.segs = slices.Delete(l.segs, k, k+1)
-	return s.remove(l.opts.NoSync)
 }
 
 // usable reports why the Log cannot serve a call. Callers hold mu.
@@ -244,18 +125,18 @@ func (l *Log) Save(hs raft.HardState, ents []raft.Entry) error {
 	if err := l.usable(); err != nil {
 		return err
 	}
-	if len(ents) > 0 && ents[len(ents)-1].Index <= l.meta.Index {
+	if len(ents) > 0 && ents[len(ents)-1].Index <= l.comp.meta.Index {
 		ents = nil // all compacted already
 	}
-	if len(ents) > 0 && ents[0].Index <= l.meta.Index {
-		ents = ents[l.meta.Index+1-ents[0].Index:]
+	if len(ents) > 0 && ents[0].Index <= l.comp.meta.Index {
+		ents = ents[l.comp.meta.Index+1-ents[0].Index:]
 	}
 	if len(ents) > 0 {
 		if last := l.lastIndex(); ents[0].Index > last+1 {
 			return fmt.Errorf("log: save entries from %d: gap after the last index %d", ents[0].Index, last)
 		}
-		prev := l.meta.Term
-		if ents[0].Index-1 > l.meta.Index {
+		prev := l.comp.meta.Term
+		if ents[0].Index-1 > l.comp.meta.Index {
 			t, err := l.storedTerm(ents[0].Index - 1)
 			if err != nil {
 				return err
@@ -333,7 +214,10 @@ func (l *Log) truncate(idx uint64) error {
 		}
 		s := l.segs[len(l.segs)-1]
 		l.segs = l.segs[:len(l.segs)-1]
-		if err := s.remove(l.opts.NoSync); err != nil {
+		if err := s.unlink(l.opts.NoSync); err != nil {
+			return err
+		}
+		if err := l.retire(s); err != nil {
 			return err
 		}
 	}
@@ -350,62 +234,46 @@ func (l *Log) truncate(idx uint64) error {
 }
 
 // head returns the segment that takes entries from idx: the head, unless it
-// is full, in which case a new segment is started at idx.
+// is full or sealed, in which case a new segment is started at idx. A sealed
+// segment never takes appends again, even when a truncation makes it the
+// last one: Clean may be rewriting it.
 func (l *Log) head(idx uint64) (*segment, error) {
-	if n := len(l.segs); n > 0 {
+	n := len(l.segs)
+	if n > 0 {
 		h := l.segs[n-1]
 		if h.last+1 != idx {
 			return nil, h.errorf("append at %d after entry %d (bug)", idx, h.last)
 		}
-		if h.empty() {
-			return h, nil
-		}
-		size, err := h.size()
-		if err != nil {
-			return nil, err
-		}
-		if size < l.opts.SegmentSize {
-			return h, nil
+		if !h.sealed {
+			if h.empty() {
+				return h, nil
+			}
+			size, err := h.size()
+			if err != nil {
+				return nil, err
+			}
+			if size < l.opts.SegmentSize {
+				return h, nil
+			}
 		}
 	}
 	s, err := createSegment(l.opts.Dir, idx, &l.opts, l.stable.id)
 	if err != nil {
 		return nil, err
 	}
+	if n > 0 {
+		l.segs[n-1].sealed = true
+	}
 	l.segs = append(l.segs, s)
 	return s, nil
-}
-
-// SetCompaction implements Store. The compaction point is written to
-// stable.db first (one fsync); only then are segments removed (see
-// reconcile), so a crash in between leaves segments that the next Open
-// removes. Segments that straddle C keep their entries at or below C on
-// disk, out of the core's view: log cleaning will rewrite them.
-func (l *Log) SetCompaction(meta raft.SnapshotMeta) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if err := l.usable(); err != nil {
-		return err
-	}
-	if meta.Index <= l.meta.Index {
-		return fmt.Errorf("log: compaction at %d is not above the current %d: %w", meta.Index, l.meta.Index, raft.ErrCompacted)
-	}
-	if err := fail("compact.meta"); err != nil {
-		return l.fail(err)
-	}
-	if err := l.stable.setCompaction(meta); err != nil {
-		return l.fail(err)
-	}
-	l.meta = cloneMeta(meta)
-	if err := l.reconcile(); err != nil {
-		return l.fail(err)
-	}
-	return nil
 }
 
 // Close implements Store: it writes a commit index newer than the one on
 // disk and closes the files.
 func (l *Log) Close() error {
+	l.closing.Store(true)
+	l.maint.Lock() // wait for a Clean step or an Install to end
+	defer l.maint.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -419,11 +287,14 @@ func (l *Log) Close() error {
 	return errors.Join(err, l.closeFiles())
 }
 
+// closeFiles closes the stable store and the segments, except those a
+// reader still holds, which it closes when done.
 func (l *Log) closeFiles() error {
 	var errs []error
 	for _, s := range l.segs {
-		errs = append(errs, s.close())
+		errs = append(errs, l.retire(s))
 	}
+	l.segs = nil
 	if err := l.stable.close(); err != nil {
 		errs = append(errs, fmt.Errorf("log: close %s: %w", l.stable.path, err))
 	}
@@ -432,10 +303,10 @@ func (l *Log) closeFiles() error {
 
 // lastIndex is the last entry's index, or C if there is none above it.
 func (l *Log) lastIndex() uint64 {
-	if n := len(l.segs); n > 0 && l.segs[n-1].last > l.meta.Index {
+	if n := len(l.segs); n > 0 && l.segs[n-1].last > l.comp.meta.Index {
 		return l.segs[n-1].last
 	}
-	return l.meta.Index
+	return l.comp.meta.Index
 }
 
 // segmentFor returns the segment holding entry i.
@@ -472,7 +343,7 @@ func (l *Log) InitialState() (raft.HardState, raft.SnapshotMeta, error) {
 	if err := l.usable(); err != nil {
 		return raft.HardState{}, raft.SnapshotMeta{}, err
 	}
-	return l.hs, cloneMeta(l.meta), nil
+	return l.hs, cloneMeta(l.comp.meta), nil
 }
 
 // Entries implements raft.Storage.
@@ -509,7 +380,7 @@ func (l *Log) checkRange(lo, hi uint64) error {
 	switch last := l.lastIndex(); {
 	case lo > hi:
 		return fmt.Errorf("log: entries [%d, %d): inverted range", lo, hi)
-	case lo <= l.meta.Index:
+	case lo <= l.comp.meta.Index:
 		return raft.ErrCompacted
 	case hi > last+1:
 		return fmt.Errorf("log: entries [%d, %d) beyond the last index %d: %w", lo, hi, last, raft.ErrUnavailable)
@@ -525,9 +396,9 @@ func (l *Log) Term(i uint64) (uint64, error) {
 		return 0, err
 	}
 	switch {
-	case i == l.meta.Index:
-		return l.meta.Term, nil
-	case i < l.meta.Index:
+	case i == l.comp.meta.Index:
+		return l.comp.meta.Term, nil
+	case i < l.comp.meta.Index:
 		return 0, raft.ErrCompacted
 	case i > l.lastIndex():
 		return 0, raft.ErrUnavailable
@@ -542,7 +413,7 @@ func (l *Log) FirstIndex() (uint64, error) {
 	if err := l.usable(); err != nil {
 		return 0, err
 	}
-	return l.meta.Index + 1, nil
+	return l.comp.meta.Index + 1, nil
 }
 
 // LastIndex implements raft.Storage.
@@ -555,16 +426,16 @@ func (l *Log) LastIndex() (uint64, error) {
 	return l.lastIndex(), nil
 }
 
-// Snapshot implements raft.Storage. It carries the compaction point only;
-// the state at it moves out of band (the live entries and resource
-// snapshots, once cleaning exists), so Data is nil.
+// Snapshot implements raft.Storage: the compaction point and the image at
+// it (nil if there is none). Data is shared with the Log: callers must not
+// modify it.
 func (l *Log) Snapshot() (raft.Snapshot, error) {
 	l.mu.RLock()
 	defer l.mu.RUnlock()
 	if err := l.usable(); err != nil {
 		return raft.Snapshot{}, err
 	}
-	return raft.Snapshot{Meta: cloneMeta(l.meta)}, nil
+	return raft.Snapshot{Meta: cloneMeta(l.comp.meta), Data: l.image}, nil
 }
 
 func cloneMeta(m raft.SnapshotMeta) raft.SnapshotMeta {

@@ -2,6 +2,7 @@ package log
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -12,6 +13,9 @@ const (
 	// DefaultSegmentSize is the file size past which the head segment is
 	// sealed and a new one started.
 	DefaultSegmentSize = 64 << 20
+	// DefaultCleanThreshold is the live fraction below which Clean rewrites
+	// a segment.
+	DefaultCleanThreshold = 0.5
 	// DefaultCacheSize is how many of the most recent entries are kept in
 	// memory to serve reads without touching bolt.
 	DefaultCacheSize = 4096
@@ -23,7 +27,8 @@ const (
 // Options configures Open. The zero value of every field but Dir means its
 // default; call EnsureDefaults to see them and Validate to check a value.
 type Options struct {
-	// Dir holds stable.db and the segment files. It is created if missing.
+	// Dir holds stable.db, the segment files and the image. It is created
+	// if missing.
 	Dir string
 
 	// SegmentSize is the size in bytes past which the head segment's file is
@@ -36,6 +41,12 @@ type Options struct {
 	// CacheSize is the number of most recent entries kept in memory.
 	// Default DefaultCacheSize.
 	CacheSize int
+
+	// CleanThreshold is the fraction of live entries below which Clean
+	// rewrites a sealed segment at or below the compaction point: lower
+	// means less rewriting and more garbage kept on disk. In (0, 1];
+	// default DefaultCleanThreshold.
+	CleanThreshold float64
 
 	// NoSync skips every fsync (bolt commits and directory syncs). It is
 	// UNSAFE: acknowledged entries and votes can be lost on a machine crash,
@@ -66,6 +77,9 @@ func (o *Options) EnsureDefaults() *Options {
 	if o.CacheSize == 0 {
 		o.CacheSize = DefaultCacheSize
 	}
+	if o.CleanThreshold == 0 {
+		o.CleanThreshold = DefaultCleanThreshold
+	}
 	if o.BoltOptions == nil {
 		bo := &bbolt.Options{Timeout: defaultLockTimeout}
 		if !o.NoBoltTuning {
@@ -91,6 +105,9 @@ func (o *Options) Validate() error {
 	}
 	if o.CacheSize <= 0 {
 		errs = append(errs, errors.New("log: options: cache size must be greater than 0"))
+	}
+	if !(o.CleanThreshold > 0 && o.CleanThreshold <= 1) {
+		errs = append(errs, fmt.Errorf("log: options: clean threshold %v must lie in (0, 1]", o.CleanThreshold))
 	}
 	if o.BoltOptions != nil && o.BoltOptions.ReadOnly {
 		errs = append(errs, errors.New("log: options: bolt options must not be read-only"))

@@ -1,10 +1,12 @@
 package log
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -15,16 +17,48 @@ import (
 	"github.com/copycat-go/copycat/runtime/raft"
 )
 
-const segmentFormat = "copycat log segment v1"
+const (
+	// segmentFormat marks a plain segment: contiguous entries, appended to
+	// while it is the head.
+	segmentFormat = "copycat log segment v1"
+	// cleanedFormat marks a cleaned segment, written once by Clean or
+	// Install: some of the indexes of the range its keyRange record names.
+	// A different format, rather than a flag, so that code predating
+	// cleaning refuses the file instead of misreading its holes as damage.
+	cleanedFormat = "copycat log cleaned segment v1"
+)
 
-// segment is one BoltStore file holding the entries [first, last] (none
-// when last == first-1). Its name carries first, and so does its keyFirst
-// record, so a renamed or copied file is caught.
+var segmentFormats = []string{segmentFormat, cleanedFormat}
+
+// run is a range [lo, hi] of consecutive indexes.
+type run struct{ lo, hi uint64 }
+
+// segment is one BoltStore file covering the index range [first, last].
+// A plain segment holds every index of it (none when last == first-1); a
+// cleaned one holds the indexes its runs list, all at or below the
+// compaction point. The file name carries first, and so does its keyFirst
+// record, so a renamed or copied file is caught; a cleaned segment also
+// records its range, so Open can tell its holes from lost files.
+//
+// The fields are guarded by Log.mu, except that path, first, cleaned, runs
+// and store never change once the segment is in the log, nor does last once
+// it is sealed and wholly at or below the compaction point (truncation
+// happens only above it): Clean and Compacted read those without the lock.
 type segment struct {
-	path  string
-	first uint64
-	last  uint64
-	store *raftboltdb.BoltStore
+	path    string
+	first   uint64
+	last    uint64
+	cleaned bool
+	runs    []run // cleaned segments: the indexes held
+	// sealed segments take no more appends: every segment but the head,
+	// and the head once Compact seals it. Only sealed segments are cleaned.
+	sealed bool
+	store  *raftboltdb.BoltStore
+	// refs counts readers holding the segment outside Log.mu (Compacted).
+	// A segment leaving the log while referenced is retired: the last
+	// reader closes it.
+	refs    int
+	retired bool
 }
 
 func segmentName(first uint64) string { return fmt.Sprintf("segment-%020d.db", first) }
@@ -43,33 +77,119 @@ func parseSegmentName(name string) (uint64, bool) {
 	return first, err == nil && first > 0
 }
 
-func (s *segment) empty() bool { return s.last < s.first }
-
 func (s *segment) errorf(format string, args ...any) error {
 	return fmt.Errorf("log: segment %s: "+format, append([]any{s.path}, args...)...)
+}
+
+// empty reports whether a plain segment holds no entry (only the head may).
+func (s *segment) empty() bool { return !s.cleaned && s.last < s.first }
+
+// bounds returns the lowest and highest index held, ok false if none.
+func (s *segment) bounds() (lo, hi uint64, ok bool) {
+	switch {
+	case s.cleaned && len(s.runs) > 0:
+		return s.runs[0].lo, s.runs[len(s.runs)-1].hi, true
+	case !s.cleaned && !s.empty():
+		return s.first, s.last, true
+	}
+	return 0, 0, false
+}
+
+// holds reports whether the segment stores entry i.
+func (s *segment) holds(i uint64) bool {
+	if i < s.first || i > s.last {
+		return false
+	}
+	if !s.cleaned {
+		return true
+	}
+	k := sort.Search(len(s.runs), func(k int) bool { return s.runs[k].hi >= i })
+	return k < len(s.runs) && s.runs[k].lo <= i
+}
+
+// each calls fn for every index held in [lo, hi], ascending, until fn
+// returns false. For a plain segment the caller passes bounds within the
+// segment, read under Log.mu (the head's last index moves with Save); a
+// cleaned segment's runs never change.
+func (s *segment) each(lo, hi uint64, fn func(i uint64) bool) {
+	if !s.cleaned {
+		for i := lo; i <= hi; i++ {
+			if !fn(i) {
+				return
+			}
+		}
+		return
+	}
+	k := sort.Search(len(s.runs), func(k int) bool { return s.runs[k].hi >= lo })
+	for _, r := range s.runs[k:] {
+		if r.lo > hi {
+			return
+		}
+		for i := max(lo, r.lo); i <= min(hi, r.hi); i++ {
+			if !fn(i) {
+				return
+			}
+		}
+	}
 }
 
 // openSegment opens and checks an existing segment of the log with identity
 // logID, read from the stable store at owner.
 func openSegment(path string, first uint64, o *Options, logID []byte, owner string) (*segment, error) {
 	s := &segment{path: path, first: first, last: first - 1}
-	store, c, err := openBolt(path, o, segmentFormat, logID, owner)
+	store, c, err := openBolt(path, o, segmentFormats, logID, owner)
 	if err != nil {
 		return nil, s.errorf("%w", err)
 	}
 	s.store = store
-	if got := c.conf[string(keyFirst)]; string(got) != string(uint64Bytes(first)) {
+	if err := s.load(c); err != nil {
 		store.Close()
-		return nil, s.errorf("%w: records first index %x, its name says %d", ErrCorrupt, got, first)
-	}
-	if c.logs > 0 {
-		if c.firstLog != first {
-			store.Close()
-			return nil, s.errorf("%w: starts at entry %d, want %d", ErrCorrupt, c.firstLog, first)
-		}
-		s.last = c.lastLog
+		return nil, err
 	}
 	return s, nil
+}
+
+// load sets the range and runs from what scanBolt saw, checking them.
+func (s *segment) load(c *boltContents) error {
+	if got := c.conf[string(keyFirst)]; string(got) != string(uint64Bytes(s.first)) {
+		return s.errorf("%w: records first index %x, its name says %d", ErrCorrupt, got, s.first)
+	}
+	if string(c.conf[string(keyFormat)]) == segmentFormat {
+		switch {
+		case len(c.runs) > 1:
+			return s.errorf("%w: entry %d follows entry %d", ErrCorrupt, c.runs[1].lo, c.runs[0].hi)
+		case len(c.runs) == 1 && c.runs[0].lo != s.first:
+			return s.errorf("%w: starts at entry %d, want %d", ErrCorrupt, c.runs[0].lo, s.first)
+		case len(c.runs) == 1:
+			s.last = c.runs[0].hi
+		}
+		return nil
+	}
+	s.cleaned, s.sealed, s.runs = true, true, c.runs
+	first, last, err := decodeRange(c.conf[string(keyRange)])
+	if err != nil {
+		return s.errorf("%w: range record: %v", ErrCorrupt, err)
+	}
+	if first != s.first || last < first {
+		return s.errorf("%w: range record [%d, %d] does not start at %d", ErrCorrupt, first, last, s.first)
+	}
+	s.last = last
+	if lo, hi, ok := s.bounds(); ok && (lo < first || hi > last) {
+		return s.errorf("%w: holds entries [%d, %d] outside its range [%d, %d]", ErrCorrupt, lo, hi, first, last)
+	}
+	return nil
+}
+
+func encodeRange(first, last uint64) []byte {
+	return sealRecord(binary.BigEndian.AppendUint64(uint64Bytes(first), last))
+}
+
+func decodeRange(v []byte) (first, last uint64, err error) {
+	body, ok := openRecord(v)
+	if !ok || len(body) != 16 {
+		return 0, 0, errors.New("missing or damaged")
+	}
+	return binary.BigEndian.Uint64(body), binary.BigEndian.Uint64(body[8:]), nil
 }
 
 // createSegment starts a new, empty segment at first (see createBolt for the
@@ -85,7 +205,7 @@ func createSegment(dir string, first uint64, o *Options, logID []byte) (*segment
 	return s, nil
 }
 
-// get reads entry i, which must lie in [first, last].
+// get reads entry i, which the segment must hold.
 func (s *segment) get(i uint64) (raft.Entry, error) {
 	var l hraft.Log
 	// A value damaged on disk reaches go-msgpack here; keep whatever it
@@ -112,6 +232,15 @@ func (s *segment) get(i uint64) (raft.Entry, error) {
 
 // append writes ents, which start at last+1, in one transaction.
 func (s *segment) append(ents []raft.Entry) error {
+	if err := s.put(ents); err != nil {
+		return err
+	}
+	s.last = ents[len(ents)-1].Index
+	return nil
+}
+
+// put writes ents, ascending, in one transaction.
+func (s *segment) put(ents []raft.Entry) error {
 	logs := make([]hraft.Log, len(ents))
 	ptrs := make([]*hraft.Log, len(ents))
 	for i := range ents {
@@ -125,7 +254,6 @@ func (s *segment) append(ents []raft.Entry) error {
 	if err := s.store.StoreLogs(ptrs); err != nil {
 		return s.errorf("store entries [%d, %d]: %w", ents[0].Index, ents[len(ents)-1].Index, err)
 	}
-	s.last = ents[len(ents)-1].Index
 	return nil
 }
 
@@ -154,10 +282,10 @@ func (s *segment) close() error {
 	return nil
 }
 
-// remove closes and deletes the segment's file and syncs the directory, so
-// that the removal is durable before the caller's next step.
-func (s *segment) remove(noSync bool) error {
-	s.store.Close()
+// unlink deletes the segment's file and syncs the directory, so that the
+// removal is durable before the caller's next step. The open store keeps
+// working for readers that still hold the segment.
+func (s *segment) unlink(noSync bool) error {
 	if err := os.Remove(s.path); err != nil {
 		return s.errorf("remove: %w", err)
 	}

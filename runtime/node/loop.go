@@ -73,6 +73,9 @@ func (n *Node) catchUpTicks() {
 
 func (n *Node) step(msgs []raft.Message) {
 	for _, m := range msgs {
+		if n.stepDriver(m) {
+			continue
+		}
 		if err := n.r.Step(m); err != nil {
 			n.log.Warn("dropping message", "msg", m.Type, "from", m.From, "err", err)
 		}
@@ -82,6 +85,9 @@ func (n *Node) step(msgs []raft.Message) {
 		select {
 		case more := <-n.recv:
 			for _, m := range more {
+				if n.stepDriver(m) {
+					continue
+				}
 				if err := n.r.Step(m); err != nil {
 					n.log.Warn("dropping message", "msg", m.Type, "from", m.From, "err", err)
 				}
@@ -99,16 +105,10 @@ func (n *Node) handleReady() error {
 	}
 	rd := n.r.Ready()
 	// A leader's appends go out now, in parallel with its own write.
-	n.cfg.Transport.Send(rd.Messages)
+	n.send(rd.Messages)
 	if rd.Snapshot != nil {
-		if n.cfg.ApplySnapshot == nil {
-			return fmt.Errorf("node: a snapshot at %d arrived but ApplySnapshot is not set", rd.Snapshot.Meta.Index)
-		}
-		if err := n.cfg.ApplySnapshot(*rd.Snapshot); err != nil {
-			return fmt.Errorf("node: install snapshot at %d: %w", rd.Snapshot.Meta.Index, err)
-		}
-		if err := n.cfg.Storage.SetCompaction(rd.Snapshot.Meta); err != nil {
-			return fmt.Errorf("node: save compaction point %d: %w", rd.Snapshot.Meta.Index, err)
+		if err := n.installSnapshot(*rd.Snapshot); err != nil {
+			return err
 		}
 		n.applied = rd.Snapshot.Meta.Index
 	}
@@ -119,7 +119,7 @@ func (n *Node) handleReady() error {
 			return fmt.Errorf("node: save: %w", err)
 		}
 	}
-	n.cfg.Transport.Send(rd.MessagesAfterSave)
+	n.send(rd.MessagesAfterSave)
 	if len(rd.CommittedEntries) > 0 {
 		results := n.cfg.Apply(rd.CommittedEntries)
 		last := rd.CommittedEntries[len(rd.CommittedEntries)-1].Index
@@ -138,6 +138,7 @@ func (n *Node) handleReady() error {
 	if rd.SoftState != nil {
 		n.log.Info("role changed", "state", st.SoftState.State.String(), "lead", st.SoftState.Lead, "term", st.HardState.Term)
 		if st.SoftState.State != raft.StateLeader {
+			n.stopStreams()
 			for idx, w := range n.waiters {
 				if w.failOnStepDown {
 					delete(n.waiters, idx)

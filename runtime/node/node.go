@@ -18,9 +18,10 @@ type Storage interface {
 	// Save appends entries (replacing a conflicting suffix) and records the
 	// hard state, durably, before returning.
 	Save(hs raft.HardState, ents []raft.Entry) error
-	// SetCompaction records a compaction point; for a snapshot from the
-	// leader it empties the log up to it.
-	SetCompaction(meta raft.SnapshotMeta) error
+	// Install replaces the whole log with a snapshot received from the
+	// leader: its image and the live entries at or below its index, which
+	// next delivers in index order.
+	Install(snap raft.Snapshot, next func() (raft.Entry, bool, error)) error
 }
 
 // Transport sends messages to peers. runtime/transport implements it; the
@@ -44,10 +45,15 @@ type Config struct {
 	// node gets its entry's result back. It must not block for long: the node
 	// does not tick meanwhile.
 	Apply func(ents []raft.Entry) []any
-	// ApplySnapshot, if set, is called when the leader sends a compaction
-	// point this member's log ends below; it must replace the application's
-	// state with the state at meta before returning.
-	ApplySnapshot func(s raft.Snapshot) error
+	// ApplySnapshot, if set, is called once a snapshot from the leader (a
+	// compaction point this member's log ends below) is in the log: it must
+	// replace the application's state with the state at s.Meta.Index, from
+	// the image s.Data and the live entries, before returning.
+	ApplySnapshot func(s raft.Snapshot, live []raft.Entry) error
+	// SnapshotEntries, if set, calls fn in index order for the live entries
+	// at or below a snapshot's index, which a follower receives with the
+	// image. Without it only the image is sent.
+	SnapshotEntries func(s raft.Snapshot, fn func(raft.Entry) error) error
 	// Peers seeds the transport with members' addresses before the log says
 	// who is in the cluster: a member joining with an empty log must be able
 	// to answer the leader before it has received any configuration.
@@ -92,6 +98,7 @@ type Node struct {
 	applied   uint64
 	peers     map[uint64]string
 	lastTick  time.Time
+	snaps     snapshots
 }
 
 type waiter struct {
@@ -172,6 +179,7 @@ func Start(cfg Config) (*Node, error) {
 		waiters: map[uint64]waiter{},
 		reads:   map[uint64]chan<- readResult{},
 		peers:   map[uint64]string{},
+		snaps:   snapshots{out: map[uint64]*outStream{}},
 	}
 	st := r.Status()
 	n.applied = st.Applied

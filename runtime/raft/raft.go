@@ -492,6 +492,9 @@ func (r *Raft) Step(m Message) error {
 	if !ValidMessageType(m.Type) {
 		return fmt.Errorf("raft: unknown message type %d", m.Type)
 	}
+	if m.Type == MsgSnapChunk || m.Type == MsgSnapChunkResp {
+		return fmt.Errorf("raft: %s is the driver's message, not the core's", m.Type)
+	}
 	switch {
 	case m.Term > r.term:
 		if m.Type == MsgVote || m.Type == MsgPreVote {

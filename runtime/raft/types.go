@@ -166,6 +166,12 @@ const (
 	MsgTimeoutNow
 	MsgReadIndex
 	MsgReadIndexResp
+	// MsgSnapChunk and MsgSnapChunkResp carry a compaction point's state to a
+	// follower in pieces, with flow control; the driver (runtime/node)
+	// exchanges them and hands the core one MsgSnap once the follower has it
+	// all. The core refuses them.
+	MsgSnapChunk
+	MsgSnapChunkResp
 	// msgMax bounds the valid message types; decoders use ValidMessageType.
 	msgMax
 )
@@ -179,6 +185,7 @@ var msgNames = [...]string{
 	MsgVoteResp: "VoteResp", MsgApp: "App", MsgAppResp: "AppResp",
 	MsgHeartbeat: "Heartbeat", MsgHeartbeatResp: "HeartbeatResp", MsgSnap: "Snap",
 	MsgTimeoutNow: "TimeoutNow", MsgReadIndex: "ReadIndex", MsgReadIndexResp: "ReadIndexResp",
+	MsgSnapChunk: "SnapChunk", MsgSnapChunkResp: "SnapChunkResp",
 }
 
 func (t MessageType) String() string {

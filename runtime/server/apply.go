@@ -16,6 +16,7 @@ func (s *Server) apply(ents []raft.Entry) []any {
 	defer s.mu.Unlock()
 	for i, e := range ents {
 		if e.Type != raft.EntryNormal {
+			s.trackConfig(e)
 			s.sm.Advance(e.Index, e.Timestamp)
 			continue
 		}
@@ -46,6 +47,9 @@ func (s *Server) apply(ents []raft.Entry) []any {
 		for c := range s.conns[sid] {
 			c.pushEvents(sess)
 		}
+	}
+	if len(ents) > 0 {
+		s.maybeImage(ents[len(ents)-1])
 	}
 	close(s.appliedCh)
 	s.appliedCh = make(chan struct{})

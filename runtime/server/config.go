@@ -51,6 +51,25 @@ type Config struct {
 	MinSessionTimeout time.Duration
 	MaxSessionTimeout time.Duration
 
+	// SnapshotEntries is how many entries are applied between state images
+	// (default 8192). TrailingEntries is how many applied entries the log
+	// keeps above the compaction point at least (default 2048), so that a
+	// follower that fell briefly behind catches up from the log rather than
+	// by a snapshot. The leader also keeps, for a follower that is
+	// replicating from the log, every entry it still needs (up to
+	// 64×SnapshotEntries behind, which bounds the disk), and compacts nothing
+	// while it streams a snapshot: a transfer slower than the window still
+	// converges.
+	SnapshotEntries int
+	TrailingEntries int
+	// SegmentSize is the size past which the log starts a new segment file
+	// (default 8 MiB). Only whole sealed segments at or below the compaction
+	// point are cleaned, so it bounds how much garbage waits on disk.
+	SegmentSize int64
+	// NoCompaction keeps the whole log: no images, no cleaning. For
+	// measuring what cleaning costs and saves.
+	NoCompaction bool
+
 	// NoSync turns off fsync in the log: only for tests and benchmarks of
 	// the CPU path. A member that acknowledges unsynced entries can lose
 	// committed data in a power failure.
@@ -68,6 +87,15 @@ func (c *Config) setDefaults() {
 	}
 	if c.HeartbeatTicks <= 0 {
 		c.HeartbeatTicks = 2
+	}
+	if c.SnapshotEntries <= 0 {
+		c.SnapshotEntries = 8192
+	}
+	if c.TrailingEntries <= 0 {
+		c.TrailingEntries = 2048
+	}
+	if c.SegmentSize <= 0 {
+		c.SegmentSize = 8 << 20
 	}
 	if c.MinSessionTimeout <= 0 {
 		c.MinSessionTimeout = time.Second

@@ -307,7 +307,9 @@ func (w *linWorker) step(h *linHistory) (sessionGone bool) {
 
 func runLinearizability(t *testing.T, size int, seed uint64, duration time.Duration) {
 	replay := fmt.Sprintf("go test ./runtime/server -race -count=1 -run 'TestLinearizability/n=%d/seed=%d$' -lin.seed=%d -lin.duration=%v", size, seed, seed, duration)
-	c := copycattest.NewCluster(t, size, register.Type)
+	// Compaction every few dozen entries: images, cleaning and snapshot
+	// streams to restarted members happen among the faults.
+	c := copycattest.NewClusterWith(t, size, copycattest.Options{SnapshotEntries: 64, TrailingEntries: 16}, register.Type)
 	rng := rand.New(rand.NewPCG(seed, seed*7+1))
 	nWorkers := size + 2
 	workers := make([]*linWorker, nWorkers)
@@ -423,6 +425,15 @@ func runLinearizability(t *testing.T, size int, seed uint64, duration time.Durat
 		h.add(porcupine.Operation{ClientId: nWorkers, Input: regInput{op: "get", key: key}, Call: call,
 			Output: regOutput{value: v}, Return: h.now(), Metadata: "final read"})
 	}
+
+	// Every member ends with the same state, whichever way it got there.
+	c.WaitConverged(20 * time.Second)
+	var images, streams int
+	for _, id := range c.IDs() {
+		images += c.Member(id).Server().CompactionStats().Compactions
+		streams += c.Member(id).Server().SnapshotStats().Received
+	}
+	t.Logf("log compaction: %d compaction points made durable, %d snapshots installed from a leader", images, streams)
 
 	var ok, unknown, failedReads, reconnects int
 	for _, w := range workers {

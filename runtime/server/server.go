@@ -40,6 +40,9 @@ type Server struct {
 	lastSeen   map[uint64]time.Time // leader's receipt time of each session's last keep-alive
 	expiring   map[uint64]bool
 	wasLeader  bool
+	comp       compactionState
+
+	compactWake chan struct{}
 
 	node      atomic.Pointer[node.Node]
 	keepAlive chan *kaRequest
@@ -68,22 +71,23 @@ func New(cfg Config, types ...*runtime.ResourceType) (*Server, error) {
 		return nil, fmt.Errorf("server: %w", err)
 	}
 	s := &Server{
-		cfg:        cfg,
-		log:        cfg.Logger.With("member", cfg.ID),
-		sm:         sm,
-		cmdWaiters: map[cmdKey][]*cmdWaiter{},
-		appliedCh:  make(chan struct{}),
-		conns:      map[uint64]map[*clientConn]struct{}{},
-		allConns:   map[*clientConn]struct{}{},
-		lastSeen:   map[uint64]time.Time{},
-		expiring:   map[uint64]bool{},
-		keepAlive:  make(chan *kaRequest, 1024),
-		stop:       make(chan struct{}),
+		cfg:         cfg,
+		log:         cfg.Logger.With("member", cfg.ID),
+		sm:          sm,
+		cmdWaiters:  map[cmdKey][]*cmdWaiter{},
+		appliedCh:   make(chan struct{}),
+		conns:       map[uint64]map[*clientConn]struct{}{},
+		allConns:    map[*clientConn]struct{}{},
+		lastSeen:    map[uint64]time.Time{},
+		expiring:    map[uint64]bool{},
+		keepAlive:   make(chan *kaRequest, 1024),
+		compactWake: make(chan struct{}, 1),
+		stop:        make(chan struct{}),
 	}
 	if cfg.Storage != nil {
 		s.store = cfg.Storage
 	} else {
-		st, err := rlog.Open(rlog.Options{Dir: cfg.DataDir, NoSync: cfg.NoSync, Logger: cfg.Logger})
+		st, err := rlog.Open(rlog.Options{Dir: cfg.DataDir, NoSync: cfg.NoSync, SegmentSize: cfg.SegmentSize, Logger: cfg.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("server: %w", err)
 		}
@@ -158,23 +162,25 @@ func (s *Server) Bootstrap(members []raft.Member) error {
 // Start starts the member from its log: a restart, or a new member whose
 // leader will add it.
 func (s *Server) Start() error {
+	if err := s.restoreImage(); err != nil {
+		return err
+	}
 	cfg := raft.DefaultConfig(s.cfg.ID, nil)
 	cfg.ElectionTick = s.cfg.ElectionTicks
 	cfg.HeartbeatTick = s.cfg.HeartbeatTicks
 	n, err := node.Start(node.Config{
 		Raft: cfg, TickInterval: s.cfg.TickInterval, Storage: s.store, Transport: s.tr,
 		Apply: s.apply, Peers: s.cfg.Peers, Logger: s.cfg.Logger,
-		ApplySnapshot: func(raft.Snapshot) error {
-			return errors.New("installing state from the leader arrives with log cleaning")
-		},
+		ApplySnapshot: s.applySnapshot, SnapshotEntries: s.liveEntries,
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)
 	}
 	s.node.Store(n)
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.keepAliveLoop()
 	go s.expiryLoop()
+	go s.compactLoop()
 	if s.ln != nil {
 		s.wg.Add(1)
 		go s.acceptLoop()

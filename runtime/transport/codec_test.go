@@ -178,7 +178,7 @@ func TestDecodeBatchRejects(t *testing.T) {
 		})},
 		{"unknown message type", enc(func(e *msgpack.Encoder) {
 			e.EncodeArrayLen(1)
-			messageHeader(e, messageFields, uint64(raft.MsgReadIndexResp)+1)
+			messageHeader(e, messageFields, uint64(raft.MsgSnapChunkResp)+1)
 			e.EncodeNil()
 			messageTail(e)
 		})},
