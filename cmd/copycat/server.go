@@ -314,8 +314,16 @@ func runServer(ctx context.Context, stderr io.Writer, o serverOptions) error {
 		}
 	}
 	election := time.Duration(o.electionTicks) * o.tick
+	// Dial peers from the IP the member listens on, when it listens on one
+	// (not a wildcard): firewalls then see which member a connection is from.
+	var source net.IP
+	if host, _, err := net.SplitHostPort(o.listen); err == nil {
+		if ip := net.ParseIP(host); ip != nil && !ip.IsUnspecified() {
+			source = ip
+		}
+	}
 	srv, err := server.New(server.Config{
-		ID: o.id, ClusterID: o.clusterID, Addr: o.advertise, Listener: ln,
+		ID: o.id, ClusterID: o.clusterID, Addr: o.advertise, Listener: ln, SourceIP: source,
 		DataDir: o.dataDir, TLS: tlsCfg, Peers: join.peerAddrs(),
 		TickInterval: o.tick, ElectionTicks: o.electionTicks, HeartbeatTicks: heartbeatTicks,
 		MinSessionTimeout: max(time.Second, 2*election),

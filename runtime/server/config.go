@@ -36,6 +36,9 @@ type Config struct {
 	// Peers seeds addresses of other members for a member joining with an
 	// empty log.
 	Peers map[uint64]string
+	// SourceIP, if set, is the local IP the member dials its peers from
+	// (normally the IP it listens on), so firewalls can tell members apart.
+	SourceIP net.IP
 	// TLS secures peer and client connections with mutual TLS.
 	TLS *tls.Config
 

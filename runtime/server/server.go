@@ -104,7 +104,7 @@ func New(cfg Config, types ...*runtime.ResourceType) (*Server, error) {
 	} else {
 		tcp, err := transport.NewTCP(transport.TCPConfig{
 			ClusterID: cfg.ClusterID, MemberID: cfg.ID, Listener: cfg.Listener, ListenAddr: cfg.Addr,
-			Handler: handler, TLS: cfg.TLS, Logger: cfg.Logger,
+			Handler: handler, TLS: cfg.TLS, Logger: cfg.Logger, SourceIP: cfg.SourceIP,
 			AcceptConn: func(h transport.Hello, c *transport.Conn) {
 				if h.Kind == transport.KindClient {
 					s.serveClient(c)

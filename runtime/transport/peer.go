@@ -268,12 +268,15 @@ func (p *peer) dial() (*Conn, uint64, error) {
 		nc  net.Conn
 		err error
 	)
+	var nd net.Dialer
+	if cfg.SourceIP != nil {
+		nd.LocalAddr = &net.TCPAddr{IP: cfg.SourceIP}
+	}
 	if p.t.clientTLS != nil {
-		d := tls.Dialer{Config: p.t.clientTLS}
+		d := tls.Dialer{NetDialer: &nd, Config: p.t.clientTLS}
 		nc, err = d.DialContext(ctx, "tcp", addr)
 	} else {
-		var d net.Dialer
-		nc, err = d.DialContext(ctx, "tcp", addr)
+		nc, err = nd.DialContext(ctx, "tcp", addr)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("transport: dial %d at %s: %w", p.id, addr, err)

@@ -70,6 +70,10 @@ type TCPConfig struct {
 	QueueSize int
 	// DialTimeout bounds connecting to a peer, TLS and hello included.
 	DialTimeout time.Duration
+	// SourceIP, if set, is the local address connections to peers are made
+	// from: the member's own IP, so that firewalls (and partition tests with
+	// iptables) see which member a connection comes from.
+	SourceIP net.IP
 	// HandshakeTimeout bounds an accepted connection's TLS handshake and
 	// hello.
 	HandshakeTimeout time.Duration
