@@ -31,6 +31,7 @@ func newRoot() *cobra.Command {
 	root.AddCommand(newDemo())
 	root.AddCommand(newServer())
 	root.AddCommand(newClusterCmd())
+	root.AddCommand(newBench())
 	root.AddCommand(newLogCmd())
 	root.AddCommand(shellCommands()...)
 	return root

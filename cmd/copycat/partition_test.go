@@ -152,7 +152,9 @@ func (fw *firewall) must(args ...string) {
 }
 
 // drop discards packets from one IP to another.
-func (fw *firewall) drop(from, to string) { fw.must("-A", fw.chain, "-s", from, "-d", to, "-j", "DROP") }
+func (fw *firewall) drop(from, to string) {
+	fw.must("-A", fw.chain, "-s", from, "-d", to, "-j", "DROP")
+}
 
 // heal removes every rule.
 func (fw *firewall) heal() { fw.must("-F", fw.chain) }

@@ -163,137 +163,11 @@ func (w *exWorker) cycle(record func(*grant)) (sessionGone bool) {
 	return st == client.StateExpired || st == client.StateClosed
 }
 
-// exNemesis injects faults from a seeded source: partitions, isolated and
-// crashed members (leaders half the time), lossy and slow links, clients
-// cut off (for longer than their session timeout, sometimes: the cluster
-// then expires a holder's session and grants the lock to the next waiter).
-type exNemesis struct {
-	c       *copycattest.Cluster
-	rng     *rand.Rand
-	start   time.Time
-	ids     []uint64
-	workers []*exWorker
-	crashed map[uint64]time.Time
-	cut     map[*client.Client]time.Time
-	delayed [][2]uint64
-	log     []string
-}
-
-func (n *exNemesis) note(format string, args ...any) {
-	n.log = append(n.log, fmt.Sprintf("%8.3fs %s", time.Since(n.start).Seconds(), fmt.Sprintf(format, args...)))
-}
-
-func (n *exNemesis) pick() uint64 { return n.ids[n.rng.IntN(len(n.ids))] }
-
-func (n *exNemesis) target() uint64 {
-	if n.rng.IntN(2) == 0 {
-		if l := n.c.Leader(); l != 0 {
-			return l
-		}
-	}
-	return n.pick()
-}
-
-func (n *exNemesis) undo(force bool) {
-	now := time.Now()
-	for _, id := range n.ids {
-		if at, ok := n.crashed[id]; ok && (force || now.After(at)) {
-			n.c.Restart(id)
-			delete(n.crashed, id)
-			n.note("restart %d", id)
-		}
-	}
-	for cl, at := range n.cut {
-		if force || now.After(at) {
-			n.c.ReconnectClient(cl)
-			delete(n.cut, cl)
-			n.note("reconnect a client")
-		}
-	}
-}
-
-func (n *exNemesis) heal() {
-	n.c.Heal()
-	for _, l := range n.delayed {
-		n.c.Delay(l[0], l[1], 0, 0)
-	}
-	n.delayed = nil
-}
-
-func (n *exNemesis) step() {
-	n.undo(false)
-	switch r := n.rng.IntN(100); {
-	case r < 15:
-		id := n.target()
-		n.c.Isolate(id)
-		n.note("isolate %d", id)
-	case r < 30:
-		ids := slices.Clone(n.ids)
-		n.rng.Shuffle(len(ids), func(i, j int) { ids[i], ids[j] = ids[j], ids[i] })
-		if l := n.c.Leader(); l != 0 && n.rng.IntN(2) == 0 {
-			i := slices.Index(ids, l)
-			ids[0], ids[i] = ids[i], ids[0]
-		}
-		minority, majority := slices.Clone(ids[:len(ids)/2]), slices.Clone(ids[len(ids)/2:])
-		n.c.Partition(minority, majority)
-		n.note("partition %v | %v", minority, majority)
-	case r < 50:
-		if len(n.crashed) >= len(n.ids)/2 {
-			return
-		}
-		id := n.target()
-		if _, ok := n.crashed[id]; ok {
-			return
-		}
-		n.c.Crash(id)
-		n.crashed[id] = time.Now().Add(time.Duration(50+n.rng.IntN(1000)) * time.Millisecond)
-		n.note("crash %d", id)
-	case r < 60:
-		from, to := n.pick(), n.pick()
-		if from == to {
-			return
-		}
-		p := 0.1 + 0.6*n.rng.Float64()
-		n.c.Drop(from, to, p)
-		n.note("drop %d->%d p=%.2f", from, to, p)
-	case r < 70:
-		from, to := n.pick(), n.pick()
-		if from == to {
-			return
-		}
-		hi := time.Duration(1+n.rng.IntN(40)) * time.Millisecond
-		n.c.Delay(from, to, 0, hi)
-		n.delayed = append(n.delayed, [2]uint64{from, to})
-		n.note("delay %d->%d up to %v", from, to, hi)
-	default:
-		w := n.workers[n.rng.IntN(len(n.workers))]
-		if n.rng.IntN(2) == 0 {
-			for _, x := range n.workers {
-				if x.holding.Load() {
-					w = x // cut the holder off
-				}
-			}
-		}
-		cli, _ := w.current()
-		if _, ok := n.cut[cli]; ok {
-			return
-		}
-		n.c.CutClient(cli)
-		// Often longer than the session timeout (1s): the session expires;
-		// always, for a holder.
-		d := time.Duration(300+n.rng.IntN(2000)) * time.Millisecond
-		if w.holding.Load() {
-			d = time.Duration(1200+n.rng.IntN(1300)) * time.Millisecond
-		}
-		n.cut[cli] = time.Now().Add(d)
-		n.note("cut client of worker %d (session %d, holding %v)", w.id, cli.SessionID(), w.holding.Load())
-	}
-}
-
 // TestExclusionUnderFaults runs clients doing Lock (with a short ctx), a
-// short hold and Unlock in a loop while a seeded nemesis partitions,
-// crashes and restarts members and cuts clients off long enough for their
-// sessions to expire, and checks the grants as their holders observed them:
+// short hold and Unlock in a loop while a seeded copycattest.Nemesis
+// partitions, crashes and restarts members and cuts clients off (the
+// holder, half the time), often long enough for their sessions to expire,
+// and checks the grants as their holders observed them:
 //
 //   - mutual exclusion: no two grants' observed holds overlap, where a hold
 //     runs from Lock's return to the last time its holder found Held true
@@ -379,26 +253,61 @@ func runExclusion(t *testing.T, seed uint64, duration time.Duration) {
 		}()
 	}
 
-	nem := &exNemesis{c: c, rng: rng, start: time.Now(), ids: c.IDs(), workers: workers,
-		crashed: map[uint64]time.Time{}, cut: map[*client.Client]time.Time{}}
+	start := time.Now()
+	var nemLog []string
+	// offered are the workers whose clients the nemesis was last offered to
+	// cut off: it names the one it cuts by its index among them.
+	var offered []*exWorker
+	note := func(desc string) {
+		if i, err := strconv.Atoi(strings.TrimPrefix(desc, "cut client ")); err == nil && i < len(offered) {
+			w := offered[i]
+			cli, _ := w.current()
+			desc = fmt.Sprintf("cut client of worker %d (session %d, holding %v)", w.id, cli.SessionID(), w.holding.Load())
+		}
+		nemLog = append(nemLog, fmt.Sprintf("%8.3fs %s", time.Since(start).Seconds(), desc))
+	}
+	holderRNG := rand.New(rand.NewPCG(seed, seed*13+5))
+	nem := copycattest.NewNemesis(c, rng, func() []*client.Client {
+		// Half the time only the holder is offered, so that holders are cut
+		// off often: a cut longer than the session timeout (1s; the
+		// nemesis cuts for 0.3-2.3s) makes the cluster expire the holder's
+		// session and grant the lock to the next waiter, which is what the
+		// OnLost and Held checks are about.
+		offered = offered[:0]
+		if holderRNG.IntN(2) == 0 {
+			for _, w := range workers {
+				if w.holding.Load() {
+					offered = append(offered, w)
+				}
+			}
+		}
+		if len(offered) == 0 {
+			offered = append(offered, workers...)
+		}
+		out := make([]*client.Client, len(offered))
+		for i, w := range offered {
+			out[i], _ = w.current()
+		}
+		return out
+	}, note)
 	deadline := time.Now().Add(duration)
 	for time.Now().Before(deadline) {
-		nem.step()
+		nem.Step()
 		for end := time.Now().Add(time.Duration(100+rng.IntN(700)) * time.Millisecond); time.Now().Before(end) && time.Now().Before(deadline); {
 			time.Sleep(20 * time.Millisecond)
-			nem.undo(false)
+			nem.Undo(false)
 		}
 		if rng.IntN(10) < 6 {
-			nem.heal()
-			nem.note("heal")
+			nem.Heal()
+			note("heal")
 		}
 	}
-	nem.heal()
-	nem.undo(true)
-	nem.note("heal all")
+	nem.Heal()
+	nem.Undo(true)
+	note("heal all")
 	if !stopWorkers() {
 		t.Fatalf("workers still busy %v after the end of the run: a client hangs (goroutines dumped to %s)\nnemesis:\n%s\nreplay with: %s",
-			workersStuck, dumpPath, strings.Join(nem.log, "\n"), replay)
+			workersStuck, dumpPath, strings.Join(nemLog, "\n"), replay)
 	}
 
 	mu.Lock()
@@ -411,9 +320,9 @@ func runExclusion(t *testing.T, seed uint64, duration time.Duration) {
 		reconnects += w.reconnects
 	}
 	t.Logf("%d grants, %d Lock calls that failed or timed out, %d grants lost before Unlock, %d new sessions after expiry, %d nemesis events",
-		locked, timedOut, lost, reconnects, len(nem.log))
+		locked, timedOut, lost, reconnects, len(nemLog))
 	if locked < 10 {
-		t.Errorf("only %d grants in %v: the cluster made little progress\nnemesis:\n%s\nreplay with: %s", locked, duration, strings.Join(nem.log, "\n"), replay)
+		t.Errorf("only %d grants in %v: the cluster made little progress\nnemesis:\n%s\nreplay with: %s", locked, duration, strings.Join(nemLog, "\n"), replay)
 	}
 
 	slices.SortFunc(grants, func(a, b *grant) int { return a.start.Compare(b.start) })
@@ -449,10 +358,10 @@ func runExclusion(t *testing.T, seed uint64, duration time.Duration) {
 			all = append(all, g.String())
 		}
 		t.Errorf("seed %d: %d violations:\n%s\ngrants:\n%s\nnemesis:\n%s\nreplay with: %s",
-			seed, len(problems), strings.Join(problems[:min(10, len(problems))], "\n"), strings.Join(all, "\n"), strings.Join(nem.log, "\n"), replay)
+			seed, len(problems), strings.Join(problems[:min(10, len(problems))], "\n"), strings.Join(all, "\n"), strings.Join(nemLog, "\n"), replay)
 	}
 	if testing.Verbose() {
-		t.Logf("nemesis:\n%s", strings.Join(nem.log, "\n"))
+		t.Logf("nemesis:\n%s", strings.Join(nemLog, "\n"))
 	}
 }
 

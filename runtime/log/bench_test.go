@@ -121,7 +121,7 @@ func BenchmarkClean(b *testing.B) {
 			}
 		}()
 		b.StartTimer()
-		st, err := l.Clean(func(i uint64) bool { return i%20 == 0 })
+		st, err := cleanNow(l, func(i uint64) bool { return i%20 == 0 })
 		b.StopTimer()
 		close(done)
 		<-stopped

@@ -64,15 +64,15 @@ type cleanGroup []*segment
 // it the new segment and the group's other segments, which its range covers
 // (Open deletes them, see resolveOverlaps): either way every live entry is
 // there, once.
-func (l *Log) Clean(live func(index uint64) bool) (st CleanStats, err error) {
+func (l *Log) Clean(point uint64, live func(index uint64) bool) (st CleanStats, err error) {
 	start := time.Now()
 	defer func() { st.Duration = time.Since(start) }()
-	groups, err := l.planClean(live, &st)
+	groups, err := l.planClean(point, live, &st)
 	if err != nil {
 		return st, err
 	}
 	for _, g := range groups {
-		if err := l.cleanStep(g, live, &st); err != nil {
+		if err := l.cleanStep(point, g, live, &st); err != nil {
 			return st, err
 		}
 	}
@@ -88,7 +88,7 @@ type cleanCandidate struct {
 }
 
 // planClean picks the groups to rewrite.
-func (l *Log) planClean(live func(uint64) bool, st *CleanStats) ([]cleanGroup, error) {
+func (l *Log) planClean(point uint64, live func(uint64) bool, st *CleanStats) ([]cleanGroup, error) {
 	l.maint.Lock()
 	defer l.maint.Unlock()
 	l.mu.RLock()
@@ -96,7 +96,7 @@ func (l *Log) planClean(live func(uint64) bool, st *CleanStats) ([]cleanGroup, e
 	err := l.usable()
 	c, floor := l.comp.meta.Index, l.comp.floor
 	var segs []*segment
-	if err == nil && l.comp.retains() {
+	if err == nil && l.comp.retains() && c == point {
 		// Sealed segments wholly at or below C: a prefix of the list.
 		for _, s := range l.segs {
 			if !s.sealed || s.last > c {
@@ -166,7 +166,7 @@ func (l *Log) planClean(live func(uint64) bool, st *CleanStats) ([]cleanGroup, e
 }
 
 // cleanStep rewrites one group (see Clean).
-func (l *Log) cleanStep(g cleanGroup, live func(uint64) bool, st *CleanStats) error {
+func (l *Log) cleanStep(point uint64, g cleanGroup, live func(uint64) bool, st *CleanStats) error {
 	l.maint.Lock()
 	defer l.maint.Unlock()
 	if l.closing.Load() {
@@ -179,8 +179,10 @@ func (l *Log) cleanStep(g cleanGroup, live func(uint64) bool, st *CleanStats) er
 	floor, c := l.comp.floor, l.comp.meta.Index
 	st.held(time.Since(t))
 	l.mu.RUnlock()
-	if err != nil || at < 0 {
-		return err // at < 0: an Install replaced the segments since planning
+	if err != nil || at < 0 || c != point {
+		// at < 0: an Install replaced the segments since planning; c !=
+		// point: the compaction point moved, and live describes another.
+		return err
 	}
 
 	first, last := g[0].first, g[len(g)-1].last

@@ -159,7 +159,7 @@ func TestCleanConcurrentWithSaves(t *testing.T) {
 		require.NoError(t, err)
 		require.NoError(t, l.Compact(raft.Snapshot{Meta: raft.SnapshotMeta{Index: last - 5, Term: 1}, Data: fmt.Appendf(nil, "image %d", last-5)}))
 		cleaning.Store(true)
-		st, err := l.Clean(live)
+		st, err := cleanNow(l, live)
 		cleaning.Store(false)
 		require.NoError(t, err)
 		stats = append(stats, st)
@@ -233,7 +233,7 @@ func TestCloseDuringClean(t *testing.T) {
 	}
 	cleanErr := make(chan error, 1)
 	go func() {
-		_, err := l.Clean(live)
+		_, err := cleanNow(l, live)
 		cleanErr <- err
 	}()
 	<-started

@@ -65,7 +65,7 @@ func TestCleanGivesSpaceBack(t *testing.T) {
 	require.NoError(t, fresh.Save(raft.HardState{}, mkEnts(1, 2, 1)))
 	perFile := fileSize(t, segPath(fresh.opts.Dir, 1))
 
-	st, err := l.Clean(live)
+	st, err := cleanNow(l, live)
 	require.NoError(t, err)
 	after := dirSize(t, o.Dir)
 	segsAfter := len(segmentFiles(t, o.Dir))
@@ -116,7 +116,7 @@ func TestCleanThreshold(t *testing.T) {
 			l.opts.CleanThreshold = tt.threshold
 			l = reopen(t, l) // the head is no longer sealed: seal it again
 			require.NoError(t, l.Save(raft.HardState{}, mkEnts(26, 27, 3)))
-			_, err := l.Clean(live)
+			_, err := cleanNow(l, live)
 			require.NoError(t, err)
 			u, err := l.Usage(live)
 			require.NoError(t, err)
@@ -145,7 +145,7 @@ func TestCleanMerges(t *testing.T) {
 	require.NoError(t, l.Compact(raft.Snapshot{Meta: raft.SnapshotMeta{Index: 100, Term: all[99].Term}}))
 	live := everyNth(20)
 
-	st, err := l.Clean(live)
+	st, err := cleanNow(l, live)
 	require.NoError(t, err)
 	// The head (96-100) was not sealed: it is small and the seal of a
 	// reopened log is gone.
@@ -154,7 +154,7 @@ func TestCleanMerges(t *testing.T) {
 	assert.Equal(t, []uint64{1, 96}, segmentFiles(t, o.Dir))
 	assert.Equal(t, append(liveOnly(all[:95], live), all[95:]...), compactedOf(t, l))
 
-	st, err = l.Clean(live)
+	st, err = cleanNow(l, live)
 	require.NoError(t, err)
 	assert.Zero(t, st.SegmentsRewritten, "nothing new to drop, nothing to merge")
 
@@ -172,7 +172,7 @@ func TestCleanMerges(t *testing.T) {
 	o.SegmentSize = 1 << 20
 	l = openLog(t, o)
 	require.NoError(t, l.Compact(raft.Snapshot{Meta: raft.SnapshotMeta{Index: 120, Term: all[99].Term}}))
-	st, err = l.Clean(live)
+	st, err = cleanNow(l, live)
 	require.NoError(t, err)
 	assert.Equal(t, 1+1+3, st.SegmentsRewritten, "the cleaned one, the old head 96 and 101-115")
 	assert.Equal(t, []uint64{1, 116}, segmentFiles(t, o.Dir))
@@ -207,7 +207,7 @@ func TestCompactSealsLargeHead(t *testing.T) {
 			assert.Equal(t, []uint64{1, 11}, segmentFiles(t, o.Dir))
 			// Once C passes its end, the old head is cleaned.
 			require.NoError(t, l.Compact(raft.Snapshot{Meta: raft.SnapshotMeta{Index: 11, Term: 1}}))
-			st, err := l.Clean(everyNth(5))
+			st, err := cleanNow(l, everyNth(5))
 			require.NoError(t, err)
 			assert.Equal(t, 1, st.SegmentsRewritten)
 			assert.Equal(t, liveOnly(mkEnts(1, 12, 1), everyNth(5)), liveOnly(compactedOf(t, l), everyNth(5)))
@@ -268,15 +268,40 @@ func TestCleanSkipsReplacedSegments(t *testing.T) {
 	l, _ := fiveSegments(t)
 	require.NoError(t, l.Compact(snapAt(25, 3, "a")))
 	var st CleanStats
-	groups, err := l.planClean(everyNth(10), &st)
+	point := l.comp.meta.Index
+	groups, err := l.planClean(point, everyNth(10), &st)
 	require.NoError(t, err)
 	require.NotEmpty(t, groups)
 	installed := mkEnts(30, 31, 4)
 	require.NoError(t, l.Install(snapAt(30, 4, "b"), streamOf(installed)))
 	for _, g := range groups {
-		require.NoError(t, l.cleanStep(g, everyNth(10), &st))
+		require.NoError(t, l.cleanStep(point, g, everyNth(10), &st))
 	}
 	assert.Zero(t, st.SegmentsRewritten)
 	assert.Equal(t, []uint64{30}, segmentFiles(t, l.opts.Dir))
 	assert.Equal(t, installed, compactedOf(t, l))
+}
+
+// A live set describes one compaction point: Clean with an older point's
+// set after an Install moved the point does nothing, instead of dropping
+// the installed snapshot's live entries (which the older set does not name).
+func TestCleanWithAnotherPointsLiveSetDoesNothing(t *testing.T) {
+	for name, open := range map[string]func(t *testing.T) Store{
+		"log":    func(t *testing.T) Store { return openLog(t, Options{Dir: t.TempDir(), SegmentSize: 1}) },
+		"memory": func(t *testing.T) Store { return NewMemory() },
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := open(t)
+			require.NoError(t, s.Save(raft.HardState{Term: 1}, mkEnts(1, 60, 1)))
+			require.NoError(t, s.Compact(snapAt(50, 1, "p")))
+			older := func(i uint64) bool { return i == 10 } // p's live set
+			installed := []raft.Entry{{Index: 120, Term: 2, Data: []byte("a")}, {Index: 140, Term: 2, Data: []byte("b")}}
+			require.NoError(t, s.Install(snapAt(150, 2, "L"), streamOf(installed)))
+			_, err := s.Clean(50, older)
+			require.NoError(t, err)
+			var got []uint64
+			require.NoError(t, s.Compacted(func(e raft.Entry) error { got = append(got, e.Index); return nil }))
+			assert.Equal(t, []uint64{120, 140}, got, "the installed snapshot's live entries survive")
+		})
+	}
 }

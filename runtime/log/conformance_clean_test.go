@@ -44,7 +44,7 @@ func testCleaningConformance(t *testing.T, kind storeKind) {
 	}
 	clean := func(live func(uint64) bool) step {
 		return func(t *testing.T, s Store) {
-			_, err := s.Clean(live)
+			_, err := cleanNow(s, live)
 			require.NoError(t, err)
 		}
 	}
@@ -209,7 +209,7 @@ func testCleaningConformance(t *testing.T, kind storeKind) {
 		assert.ErrorIs(t, s.Compact(raft.Snapshot{Meta: at(1, 1)}), ErrClosed)
 		assert.ErrorIs(t, s.Install(raft.Snapshot{Meta: at(1, 1)}, streamOf(nil)), ErrClosed)
 		assert.ErrorIs(t, s.Compacted(func(raft.Entry) error { return nil }), ErrClosed)
-		_, err := s.Clean(everyNth(1))
+		_, err := cleanNow(s, everyNth(1))
 		assert.ErrorIs(t, err, ErrClosed)
 		_, err = s.Usage(nil)
 		assert.ErrorIs(t, err, ErrClosed)

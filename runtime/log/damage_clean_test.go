@@ -28,7 +28,7 @@ func closedCleanedLog(t testing.TB) string {
 	o := l.opts
 	o.SegmentSize = 10 << 10 // a fifth of a 32 KiB file is live in 1 and 11: they do not fit together
 	l = openLog(t, o)
-	_, err := l.Clean(func(i uint64) bool { return i == 2 || i == 13 })
+	_, err := cleanNow(l, func(i uint64) bool { return i == 2 || i == 13 })
 	require.NoError(t, err)
 	require.NoError(t, l.Close())
 	return o.Dir

@@ -196,3 +196,12 @@ func dirSize(t testing.TB, dir string) int64 {
 func snapAt(index, term uint64, image string) raft.Snapshot {
 	return raft.Snapshot{Meta: raft.SnapshotMeta{Index: index, Term: term}, Data: []byte(image)}
 }
+
+// cleanNow cleans s with live describing its current compaction point.
+func cleanNow(s Store, live func(uint64) bool) (CleanStats, error) {
+	snap, err := s.Snapshot()
+	if err != nil {
+		return CleanStats{}, err
+	}
+	return s.Clean(snap.Meta.Index, live)
+}

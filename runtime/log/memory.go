@@ -184,7 +184,7 @@ func (m *Memory) Compacted(fn func(raft.Entry) error) error {
 // Clean implements Store: it drops every entry live reports dead. Its
 // CleanStats count entries, and bytes of Data for BytesBefore and
 // BytesAfter; there are no segments.
-func (m *Memory) Clean(live func(index uint64) bool) (CleanStats, error) {
+func (m *Memory) Clean(point uint64, live func(index uint64) bool) (CleanStats, error) {
 	start := time.Now()
 	m.maint.Lock() // kept changes only under maint: live is asked without mu
 	defer m.maint.Unlock()
@@ -194,6 +194,9 @@ func (m *Memory) Clean(live func(index uint64) bool) (CleanStats, error) {
 	m.mu.RUnlock()
 	if closed {
 		return CleanStats{}, ErrClosed
+	}
+	if snap, err := m.ms.Snapshot(); err != nil || snap.Meta.Index != point {
+		return CleanStats{}, err // live describes another compaction point
 	}
 	var st CleanStats
 	alive := make([]raft.Entry, 0, len(kept))

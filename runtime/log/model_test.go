@@ -112,8 +112,8 @@ func TestRandomAgainstModel(t *testing.T) {
 						}
 					}
 					what = "clean"
-					_, errM := m.Clean(dead.live)
-					_, errL := l.Clean(dead.live)
+					_, errM := cleanNow(m, dead.live)
+					_, errL := cleanNow(l, dead.live)
 					require.NoError(t, errM, "step %d", step)
 					require.NoError(t, errL, "step %d", step)
 				case p < 86:

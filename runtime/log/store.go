@@ -78,7 +78,7 @@ type Store interface {
 	// rewritten file, whose longest hold CleanStats reports. Clean, Compact
 	// and Install serialize among themselves. Liveness must be monotonic: an
 	// entry reported dead is never reported live again.
-	Clean(live func(index uint64) bool) (CleanStats, error)
+	Clean(point uint64, live func(index uint64) bool) (CleanStats, error)
 
 	// Usage reports the operator's view of the store: its segments (Log
 	// only), the image, the totals. With live set it also counts the live

@@ -54,6 +54,10 @@ type Config struct {
 	// at or below a snapshot's index, which a follower receives with the
 	// image. Without it only the image is sent.
 	SnapshotEntries func(s raft.Snapshot, fn func(raft.Entry) error) error
+	// CheckSnapshot, if set, checks a snapshot received in full before the
+	// core and the log see it (the image decodes, every live entry it names
+	// came): a bad one is dropped, and the member stays as it was.
+	CheckSnapshot func(s raft.Snapshot, live []raft.Entry) error
 	// Peers seeds the transport with members' addresses before the log says
 	// who is in the cluster: a member joining with an empty log must be able
 	// to answer the leader before it has received any configuration.

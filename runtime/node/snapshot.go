@@ -84,7 +84,10 @@ type inStream struct {
 // the loop goroutine; stats are read by others.
 type snapshots struct {
 	out map[uint64]*outStream
-	in  *inStream
+	in  *inStream // being received
+	// handed is the complete stream given to the core as a MsgSnap, which
+	// Ready.Snapshot installs.
+	handed *inStream
 
 	mu    sync.Mutex
 	stats SnapshotStats
@@ -142,8 +145,9 @@ func (n *Node) startStream(m raft.Message) {
 			if s.meta.Index == m.Snapshot.Meta.Index {
 				return // the core resent it; the stream carries on
 			}
+			// Not waited for: it may be reading the live entries, and
+			// the loop must keep ticking. It ends at its next check.
 			close(s.stop)
-			<-s.done
 		}
 		delete(n.snaps.out, m.To)
 	}
@@ -157,7 +161,7 @@ func (n *Node) startStream(m raft.Message) {
 }
 
 // buildChunks cuts the image and the live entries into chunks.
-func (n *Node) buildChunks(m raft.Message) ([]raft.Message, StreamStats, error) {
+func (n *Node) buildChunks(s *outStream, m raft.Message) ([]raft.Message, StreamStats, error) {
 	meta := m.Snapshot.Meta
 	st := StreamStats{To: m.To, Index: meta.Index}
 	var chunks []raft.Message
@@ -178,6 +182,13 @@ func (n *Node) buildChunks(m raft.Message) ([]raft.Message, StreamStats, error) 
 		var batch []raft.Entry
 		size := 0
 		err := n.cfg.SnapshotEntries(*m.Snapshot, func(e raft.Entry) error {
+			select {
+			case <-s.stop:
+				return errStreamStopped
+			case <-n.stop:
+				return errStreamStopped
+			default:
+			}
 			if e.Index > meta.Index {
 				return fmt.Errorf("live entry %d above the compaction point %d", e.Index, meta.Index)
 			}
@@ -210,7 +221,7 @@ func (n *Node) buildChunks(m raft.Message) ([]raft.Message, StreamStats, error) 
 func (n *Node) runStream(s *outStream, m raft.Message) {
 	defer close(s.done)
 	start := time.Now()
-	chunks, stats, err := n.buildChunks(m)
+	chunks, stats, err := n.buildChunks(s, m)
 	if err != nil {
 		n.log.Error("cannot send snapshot", "to", m.To, "index", s.meta.Index, "err", err)
 		n.finishStream(s, false)
@@ -328,7 +339,9 @@ func (n *Node) receiveChunk(m raft.Message) {
 	}
 	meta := m.Snapshot.Meta
 	in := n.snaps.in
-	if in == nil || in.meta.Index != meta.Index || in.meta.Term != meta.Term {
+	// A stream resumes only from the same leader: two leaders' images of
+	// the same point need not be byte for byte the same.
+	if in == nil || in.meta.Index != meta.Index || in.meta.Term != meta.Term || in.leader != m.From {
 		if meta.Index <= n.r.BasicStatus().HardState.Commit {
 			// We have what the snapshot holds: stop the stream, and let the
 			// core tell the leader where our log stands (it answers a
@@ -361,12 +374,21 @@ func (n *Node) receiveChunk(m raft.Message) {
 		in.next++
 		in.complete = m.Context&chunkLast != 0
 	}
-	in.leader = m.From
 	n.ackChunk(m, in.next, false)
 	if in.complete && m.Commit+1 == in.next {
-		// Hand the core the snapshot; if it takes it, Ready.Snapshot
-		// installs the staged state.
 		snap := &raft.Snapshot{Meta: in.meta, Data: in.image}
+		if n.cfg.CheckSnapshot != nil {
+			if err := n.cfg.CheckSnapshot(*snap, in.entries); err != nil {
+				// Refused before the core or the log see it: the member
+				// stays as it was, and the leader sends a snapshot again.
+				n.log.Error("received snapshot refused", "from", m.From, "index", meta.Index, "err", err)
+				n.snaps.in = nil
+				return
+			}
+		}
+		// Hand the core the snapshot; if it takes it, Ready.Snapshot
+		// installs this stream, which new chunks no longer change.
+		n.snaps.handed, n.snaps.in = in, nil
 		if err := n.r.Step(raft.Message{Type: raft.MsgSnap, From: m.From, To: m.To, Term: m.Term, Snapshot: snap}); err != nil {
 			n.log.Warn("snapshot refused", "from", m.From, "index", meta.Index, "err", err)
 		}
@@ -380,6 +402,10 @@ func (n *Node) ackChunk(m raft.Message, held uint64, notNeeded bool) {
 	}})
 }
 
+// errStreamStopped ends the reading of a stream that was replaced or whose
+// node stopped.
+var errStreamStopped = errors.New("node: snapshot stream stopped")
+
 // errNoStaged is returned when the core installs a snapshot the node did not
 // stage, which only a bug can cause.
 var errNoStaged = errors.New("node: the core installed a snapshot that was not received")
@@ -387,7 +413,7 @@ var errNoStaged = errors.New("node: the core installed a snapshot that was not r
 // installSnapshot replaces the log and the application's state with the
 // staged snapshot the core accepted.
 func (n *Node) installSnapshot(snap raft.Snapshot) error {
-	in := n.snaps.in
+	in := n.snaps.handed
 	if in == nil || !in.complete || in.meta.Index != snap.Meta.Index || in.meta.Term != snap.Meta.Term {
 		return fmt.Errorf("%w (index %d)", errNoStaged, snap.Meta.Index)
 	}
@@ -407,7 +433,7 @@ func (n *Node) installSnapshot(snap raft.Snapshot) error {
 			return fmt.Errorf("node: install snapshot %d: %w", snap.Meta.Index, err)
 		}
 	}
-	n.snaps.in = nil
+	n.snaps.handed = nil
 	n.snaps.mu.Lock()
 	n.snaps.stats.Received++
 	n.snaps.stats.LastInstalled = StreamStats{From: in.leader, Index: snap.Meta.Index, Chunks: int(in.next), Entries: len(in.entries), Bytes: in.bytes, Duration: time.Since(in.started)}

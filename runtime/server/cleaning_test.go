@@ -65,6 +65,7 @@ func TestCleaning_DiskStaysBounded(t *testing.T) {
 	t.Logf("restart to the same state: %v with cleaning, %v without", on.restart, off.restart)
 	t.Logf("a member down for the whole run rejoins: %v (%s)", on.rejoin, on.rejoinStats)
 	t.Logf("a new member's catch-up from the leader: %v (%s)", on.join, on.joinStats)
+	t.Logf("pauses:%s", on.pauses)
 	require.LessOrEqual(t, on.max, bound, "with cleaning the data directory stays under the bound")
 	require.GreaterOrEqual(t, off.final, int64(puts)*cleanValue, "without cleaning the log keeps every put")
 	if puts >= 30000 {
@@ -81,6 +82,7 @@ type cleaningRun struct {
 	joinStats   string
 	rejoin      time.Duration
 	rejoinStats string
+	pauses      string
 }
 
 func runCleaning(t *testing.T, puts int, noCompaction bool) cleaningRun {
@@ -164,6 +166,13 @@ func runCleaning(t *testing.T, puts int, noCompaction bool) cleaningRun {
 		run.rejoinStats = fmt.Sprintf("%+v", c.Member(down).Server().SnapshotStats().LastInstalled)
 	}
 	sample()
+	for _, id := range c.IDs() {
+		if srv := c.Member(id).Server(); srv != nil && !noCompaction {
+			st := srv.CompactionStats()
+			run.pauses += fmt.Sprintf(" member %d: %d images (longest %v on the apply path), %d cleanings (longest lock hold %v; last: %d segments rewritten, %d entries dropped, %d→%d bytes);",
+				id, st.Images, st.LongestImage, st.Cleanings, st.LongestPause, st.LastClean.SegmentsRewritten, st.LastClean.EntriesDropped, st.LastClean.BytesBefore, st.LastClean.BytesAfter)
+		}
+	}
 	run.final = 0
 	for _, id := range c.IDs() {
 		run.final = max(run.final, dirBytes(t, c.Member(id).Dir()))

@@ -172,12 +172,42 @@ func (s *Server) liveEntries(snap raft.Snapshot, fn func(raft.Entry) error) erro
 	if err != nil {
 		return err
 	}
-	return s.store.Compacted(func(e raft.Entry) error {
+	n := 0
+	err = s.store.Compacted(func(e raft.Entry) error {
 		if !info.Contains(e.Index) {
 			return nil
 		}
+		n++
 		return fn(e)
 	})
+	if err == nil && n != len(info.Live) {
+		// The log compacted and cleaned past this snapshot while it was
+		// being read: the stream is abandoned, and the leader's core sends
+		// the newer one.
+		err = fmt.Errorf("server: snapshot %d: %d of its %d live entries left in the log", snap.Meta.Index, n, len(info.Live))
+	}
+	return err
+}
+
+// checkSnapshot checks a snapshot received from the leader before it
+// replaces anything: the image decodes and every live entry it names came.
+func (s *Server) checkSnapshot(snap raft.Snapshot, live []raft.Entry) error {
+	info, err := statemachine.ReadImageInfo(snap.Data)
+	if err != nil {
+		return err
+	}
+	if info.Index != snap.Meta.Index {
+		return fmt.Errorf("server: snapshot %d carries an image of %d", snap.Meta.Index, info.Index)
+	}
+	if len(live) != len(info.Live) {
+		return fmt.Errorf("server: snapshot %d: %d live entries came, the image names %d", snap.Meta.Index, len(live), len(info.Live))
+	}
+	for i, e := range live {
+		if e.Index != info.Live[i] {
+			return fmt.Errorf("server: snapshot %d: live entry %d came where the image names %d", snap.Meta.Index, e.Index, info.Live[i])
+		}
+	}
+	return nil
 }
 
 // compactLoop makes pending images durable when the policy allows and
@@ -216,19 +246,32 @@ func (s *Server) compactOnce() error {
 		return err
 	}
 	if err := s.store.Compact(p.snap); err != nil {
+		s.mu.Lock()
+		superseded := s.comp.pending != p
+		s.mu.Unlock()
+		if superseded {
+			return nil // a snapshot from the leader replaced the state meanwhile
+		}
 		return fmt.Errorf("compact at %d: %w", p.snap.Meta.Index, err)
 	}
 	s.mu.Lock()
-	if s.comp.pending == p {
-		s.comp.pending = nil
+	if s.comp.pending != p || s.comp.point.Index >= p.snap.Meta.Index {
+		// A snapshot from the leader was installed meanwhile: the log's
+		// compaction point is that one, which p's live set does not
+		// describe.
+		s.mu.Unlock()
+		return nil
 	}
+	s.comp.pending = nil
 	s.comp.point = p.info
 	s.comp.stats.Compactions++
 	s.comp.stats.Point = p.snap.Meta.Index
 	s.comp.stats.Live = len(p.info.Live)
 	s.comp.stats.ImageBytes = len(p.snap.Data)
 	s.mu.Unlock()
-	cs, err := s.store.Clean(p.info.Contains)
+	// Clean does nothing if the point moved again since: p's live set
+	// describes p only.
+	cs, err := s.store.Clean(p.snap.Meta.Index, p.info.Contains)
 	if err != nil {
 		return fmt.Errorf("clean below %d: %w", p.snap.Meta.Index, err)
 	}
@@ -268,10 +311,18 @@ func (s *Server) mayCompact(index uint64) error {
 	// behind again while each transfers) and it might never catch up.
 	maxLag := 64 * uint64(s.cfg.SnapshotEntries)
 	for id, pr := range full.Progress {
-		if id == s.cfg.ID || pr.Match >= index || !pr.RecentActive || pr.State == raft.StateSnapshot {
+		if id == s.cfg.ID || pr.Match >= index {
 			continue
 		}
-		if full.Applied-pr.Match <= maxLag {
+		if pr.State == raft.StateSnapshot {
+			// Installing a snapshot (silent meanwhile: it writes and
+			// replays the live entries): keep what comes after it.
+			if pr.PendingSnapshot < index && full.Applied-pr.PendingSnapshot <= maxLag {
+				return errNotYet
+			}
+			continue
+		}
+		if pr.RecentActive && full.Applied-pr.Match <= maxLag {
 			return errNotYet
 		}
 	}

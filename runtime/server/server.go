@@ -171,7 +171,7 @@ func (s *Server) Start() error {
 	n, err := node.Start(node.Config{
 		Raft: cfg, TickInterval: s.cfg.TickInterval, Storage: s.store, Transport: s.tr,
 		Apply: s.apply, Peers: s.cfg.Peers, Logger: s.cfg.Logger,
-		ApplySnapshot: s.applySnapshot, SnapshotEntries: s.liveEntries,
+		ApplySnapshot: s.applySnapshot, SnapshotEntries: s.liveEntries, CheckSnapshot: s.checkSnapshot,
 	})
 	if err != nil {
 		return fmt.Errorf("server: %w", err)

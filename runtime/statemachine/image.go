@@ -45,8 +45,10 @@ type resourceImage struct {
 	Name string `msgpack:"name"`
 	// State is a Snapshot-mode resource's Snapshot output.
 	State []byte `msgpack:"state,omitempty"`
-	// Live lists the commands a Release-mode resource holds, in index order.
-	Live []uint64 `msgpack:"live,omitempty"`
+	// Live lists the commands a Release-mode resource holds, in index order,
+	// and LiveTimes the state machine time (UnixNano) each ran at.
+	Live      []uint64 `msgpack:"live,omitempty"`
+	LiveTimes []int64  `msgpack:"live_times,omitempty"`
 }
 
 // ImageInfo is what the log and the server need to know of an image without
@@ -104,6 +106,9 @@ func (sm *StateMachine) snapshot(cover bool) ([]byte, ImageInfo, error) {
 			covered = append(covered, inst)
 		} else {
 			ri.Live = slices.Sorted(maps.Keys(inst.commands))
+			for _, idx := range ri.Live {
+				ri.LiveTimes = append(ri.LiveTimes, inst.commands[idx])
+			}
 			live = append(live, ri.Live...)
 		}
 		img.Resources = append(img.Resources, ri)
@@ -193,14 +198,14 @@ func (sm *StateMachine) Restore(data []byte, entries func(yield func(LiveEntry) 
 	for _, si := range img.Sessions {
 		fresh.sessions.Add(session.FromImage(si))
 	}
-	live := map[uint64]*instance{}
+	live := map[uint64]liveCommand{}
 	var restored []*instance
 	for _, ri := range img.Resources {
 		typ, ok := sm.types[ri.Type]
 		if !ok {
 			return fmt.Errorf("%w: resource %d has type %q, which this member does not host", ErrImage, ri.ID, ri.Type)
 		}
-		inst := &instance{id: ri.ID, name: ri.Name, typ: typ, res: typ.New(), commands: map[uint64]struct{}{}}
+		inst := &instance{id: ri.ID, name: ri.Name, typ: typ, res: typ.New(), commands: map[uint64]int64{}}
 		fresh.resources[ri.ID] = inst
 		fresh.names[[2]string{ri.Type, ri.Name}] = ri.ID
 		if snap, ok := snapshotter(inst); ok {
@@ -210,15 +215,18 @@ func (sm *StateMachine) Restore(data []byte, entries func(yield func(LiveEntry) 
 			restored = append(restored, inst)
 			continue
 		}
-		for _, idx := range ri.Live {
-			live[idx] = inst
+		if len(ri.LiveTimes) != len(ri.Live) {
+			return fmt.Errorf("%w: resource %d lists %d live commands and %d times", ErrImage, ri.ID, len(ri.Live), len(ri.LiveTimes))
+		}
+		for i, idx := range ri.Live {
+			live[idx] = liveCommand{inst: inst, time: ri.LiveTimes[i]}
 		}
 		// Release-mode instances start empty and are rebuilt by replay.
 		fresh.initInstance(inst, ri.ID)
 	}
 	if entries != nil {
 		err := entries(func(e LiveEntry) error {
-			inst, ok := live[e.Index]
+			lc, ok := live[e.Index]
 			if !ok {
 				return nil
 			}
@@ -226,7 +234,7 @@ func (sm *StateMachine) Restore(data []byte, entries func(yield func(LiveEntry) 
 				return fmt.Errorf("%w: entry %d above the image's index %d", ErrImage, e.Index, img.Index)
 			}
 			delete(live, e.Index)
-			return fresh.replay(inst, e)
+			return fresh.replay(lc, e)
 		})
 		if err != nil {
 			return fmt.Errorf("statemachine: restore image at %d: %w", img.Index, err)
@@ -246,8 +254,19 @@ func (sm *StateMachine) Restore(data []byte, entries func(yield func(LiveEntry) 
 	return nil
 }
 
-// replay re-executes one live command of a Release-mode resource.
-func (sm *StateMachine) replay(inst *instance, e LiveEntry) error {
+// liveCommand is a command the image names: its resource and the time it
+// ran at.
+type liveCommand struct {
+	inst *instance
+	time int64
+}
+
+// replay re-executes one live command of a Release-mode resource at the
+// state machine time it first ran at (the running maximum of timestamps
+// then, which the entry's own timestamp may be below: leaders' clocks
+// differ), firing the timers due by then first, as the first run did.
+func (sm *StateMachine) replay(lc liveCommand, e LiveEntry) error {
+	inst := lc.inst
 	if e.Index <= sm.index {
 		return fmt.Errorf("%w: entry %d replayed after %d", ErrImage, e.Index, sm.index)
 	}
@@ -258,7 +277,8 @@ func (sm *StateMachine) replay(inst *instance, e LiveEntry) error {
 	if ent.Kind != KindCommand || ent.Resource != inst.id {
 		return fmt.Errorf("%w: live entry %d is a %s for resource %d, not a command for %d", ErrImage, e.Index, ent.Kind, ent.Resource, inst.id)
 	}
-	sm.tick(e.Index, e.Timestamp)
+	sm.index = e.Index
+	sm.fireDue(e.Index, time.Unix(0, lc.time))
 	exec := &execution{index: e.Index, session: ent.Session, resource: inst}
 	sm.cur = exec
 	// The outcome went to the client long ago (and sits in the session's
@@ -266,7 +286,7 @@ func (sm *StateMachine) replay(inst *instance, e LiveEntry) error {
 	_, _ = sm.safeExecute(inst, exec, ent.Op, ent.Args)
 	sm.cur = nil
 	if !exec.released {
-		inst.commands[e.Index] = struct{}{}
+		inst.commands[e.Index] = lc.time
 	}
 	return nil
 }

@@ -47,8 +47,10 @@ type instance struct {
 	name string
 	typ  *runtime.ResourceType
 	res  runtime.Resource
-	// commands of this instance still live, for release on delete
-	commands map[uint64]struct{}
+	// commands of this instance still live, with the state machine time
+	// (UnixNano) each ran at: a replay must run it at that time, not at its
+	// entry's timestamp, which may lag the running maximum.
+	commands map[uint64]int64
 }
 
 // execution is the command being executed, for Commit and Publish.
@@ -243,7 +245,7 @@ func (sm *StateMachine) openResource(index uint64, e Entry) {
 		sm.outputs = append(sm.outputs, out)
 		return
 	}
-	inst := &instance{id: index, name: e.Name, typ: typ, res: typ.New(), commands: map[uint64]struct{}{}}
+	inst := &instance{id: index, name: e.Name, typ: typ, res: typ.New(), commands: map[uint64]int64{}}
 	sm.resources[index] = inst
 	sm.names[key] = index
 	if in, ok := inst.res.(runtime.Initializer); ok {
@@ -323,7 +325,7 @@ func (sm *StateMachine) execute(s *session.Session, index uint64, e Entry) sessi
 	if !exec.released {
 		// Live until the resource releases it, or (Snapshot mode) until a
 		// snapshot covers it.
-		inst.commands[index] = struct{}{}
+		inst.commands[index] = sm.now.UnixNano()
 	}
 	if err != nil {
 		r.Err = session.ErrorFor(err, inst.typ)
