@@ -199,7 +199,7 @@ func TestExclusionUnderFaults(t *testing.T) {
 
 func runExclusion(t *testing.T, seed uint64, duration time.Duration) {
 	replay := fmt.Sprintf("go test ./resources/lock -race -count=1 -run 'TestExclusionUnderFaults/seed=%d$' -lin.seed=%d -lin.duration=%v", seed, seed, duration)
-	c := copycattest.NewCluster(t, 3, lock.LockType)
+	c := copycattest.NewClusterWith(t, 3, copycattest.Options{SnapshotEntries: 64, TrailingEntries: 16}, lock.LockType)
 	rng := rand.New(rand.NewPCG(seed, seed*7+1))
 	const nWorkers = 4
 	workers := make([]*exWorker, nWorkers)
@@ -309,6 +309,9 @@ func runExclusion(t *testing.T, seed uint64, duration time.Duration) {
 		t.Fatalf("workers still busy %v after the end of the run: a client hangs (goroutines dumped to %s)\nnemesis:\n%s\nreplay with: %s",
 			workersStuck, dumpPath, strings.Join(nemLog, "\n"), replay)
 	}
+	// Every member ends with the same lock state (holder, queue, tokens),
+	// including those rebuilt from live commits after a restart or snapshot.
+	c.WaitConverged(20 * time.Second)
 
 	mu.Lock()
 	defer mu.Unlock()

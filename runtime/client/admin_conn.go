@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"crypto/tls"
 	"fmt"
 	"net"
 	"time"
@@ -22,35 +21,10 @@ type adminConn struct {
 }
 
 func dialAdmin(ctx context.Context, o *options, addr string) (*adminConn, error) {
-	nc, err := o.dial(ctx, addr)
+	nc, tc, err := dialMember(ctx, o, addr)
 	if err != nil {
-		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
+		return nil, err
 	}
-	if o.tls != nil {
-		cfg := o.tls.Clone()
-		if cfg.ServerName == "" {
-			if host, _, err := net.SplitHostPort(addr); err == nil {
-				cfg.ServerName = host
-			}
-		}
-		tc := tls.Client(nc, cfg)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			nc.Close()
-			return nil, fmt.Errorf("client: TLS with %s: %w", addr, err)
-		}
-		nc = tc
-	}
-	if d, ok := ctx.Deadline(); ok {
-		_ = nc.SetDeadline(d)
-	}
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer stop()
-	tc := transport.NewConn(nc, transport.DefaultMaxFrameSize)
-	if err := transport.Handshake(tc, transport.Hello{ClusterID: o.clusterID, Kind: transport.KindClient}); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("client: %s: %w", addr, err)
-	}
-	_ = nc.SetDeadline(time.Time{})
 	return &adminConn{addr: addr, nc: nc, tc: tc}, nil
 }
 

@@ -27,12 +27,23 @@ type conn struct {
 }
 
 func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
-	nc, err := c.opts.dial(ctx, addr)
+	nc, tc, err := dialMember(ctx, &c.opts, addr)
 	if err != nil {
-		return nil, fmt.Errorf("client: dial %s: %w", addr, err)
+		return nil, err
 	}
-	if c.opts.tls != nil {
-		cfg := c.opts.tls.Clone()
+	return &conn{c: c, addr: addr, nc: nc, tc: tc, wake: make(chan struct{}, 1), closed: make(chan struct{})}, nil
+}
+
+// dialMember connects to a member's client port: TCP (or the configured
+// dialer), TLS if configured, and the handshake, all within ctx (cancelling
+// it closes the connection).
+func dialMember(ctx context.Context, o *options, addr string) (net.Conn, *transport.Conn, error) {
+	nc, err := o.dial(ctx, addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("client: dial %s: %w", addr, err)
+	}
+	if o.tls != nil {
+		cfg := o.tls.Clone()
 		if cfg.ServerName == "" {
 			if host, _, err := net.SplitHostPort(addr); err == nil {
 				cfg.ServerName = host
@@ -41,20 +52,22 @@ func (c *Client) dial(ctx context.Context, addr string) (*conn, error) {
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("client: TLS with %s: %w", addr, err)
+			return nil, nil, fmt.Errorf("client: TLS with %s: %w", addr, err)
 		}
 		nc = tc
 	}
 	if d, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(d)
 	}
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	defer stop()
 	tc := transport.NewConn(nc, transport.DefaultMaxFrameSize)
-	if err := transport.Handshake(tc, transport.Hello{ClusterID: c.opts.clusterID, Kind: transport.KindClient}); err != nil {
+	if err := transport.Handshake(tc, transport.Hello{ClusterID: o.clusterID, Kind: transport.KindClient}); err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("client: %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("client: %s: %w", addr, err)
 	}
 	_ = nc.SetDeadline(time.Time{})
-	return &conn{c: c, addr: addr, nc: nc, tc: tc, wake: make(chan struct{}, 1), closed: make(chan struct{})}, nil
+	return nc, tc, nil
 }
 
 // roundTrip sends one request and reads until its response, before the

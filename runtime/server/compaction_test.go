@@ -14,6 +14,7 @@ import (
 	"github.com/copycat-go/copycat/resources/dmap"
 	valuer "github.com/copycat-go/copycat/resources/value"
 	"github.com/copycat-go/copycat/runtime/copycattest"
+	"github.com/copycat-go/copycat/runtime/node"
 	"github.com/copycat-go/copycat/runtime/protocol"
 )
 
@@ -185,4 +186,53 @@ func TestCompaction_SlowTransferConvergesUnderWrites(t *testing.T) {
 	st := nm.Server().SnapshotStats()
 	assert.Equal(t, 1, st.Received, "the member caught up from the log after its snapshot")
 	t.Logf("snapshots installed by the new member: %d; last: %+v", st.Received, st.LastInstalled)
+}
+
+// A snapshot of several chunks reaches a new member over a link that loses
+// a third of its messages: lost chunks and acknowledgements are sent again
+// (go-back-N from the last acknowledgement), and the member ends with the
+// leader's state.
+func TestCompaction_SnapshotStreamOverLossyLink(t *testing.T) {
+	c := copycattest.NewClusterWith(t, 3, compacting, dmap.MapType)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	m, err := dmap.OpenMap(ctx, c.Client(), "big")
+	require.NoError(t, err)
+	value := make([]byte, 8<<10)
+	for i := range 300 { // ~2.4 MB of live values: three chunks of 1 MiB
+		value[0] = byte(i)
+		_, err := m.Put(ctx, fmt.Sprint(i), value, 0)
+		require.NoError(t, err)
+	}
+	// Small writes move the compaction point past the big ones.
+	bigDone := c.Member(c.Leader()).Server().Status().Applied
+	pad := 0
+	c.Eventually(20*time.Second, "a compaction point past the big puts", func() bool {
+		pad++
+		_, err := m.Put(ctx, "pad", []byte(fmt.Sprint(pad)), 0)
+		require.NoError(t, err)
+		return c.Member(c.Leader()).Server().CompactionStats().Point > bigDone
+	})
+	next := c.IDs()[len(c.IDs())-1] + 1
+	for _, id := range c.IDs() {
+		c.Drop(id, next, 0.33)
+		c.Drop(next, id, 0.33)
+	}
+	nm, err := c.AddMember(ctx)
+	require.NoError(t, err)
+	c.Eventually(40*time.Second, "the new member to install the snapshot", func() bool {
+		srv := nm.Server()
+		return srv != nil && srv.SnapshotStats().Received > 0
+	})
+	c.Heal()
+	c.WaitConverged(20 * time.Second)
+	var sent node.StreamStats
+	for _, id := range c.IDs() {
+		if st := c.Member(id).Server().SnapshotStats(); st.Sent > 0 {
+			sent = st.LastSent
+		}
+	}
+	got := nm.Server().SnapshotStats().LastInstalled
+	t.Logf("sent: %+v; installed: %+v", sent, got)
+	assert.GreaterOrEqual(t, got.Chunks, 3, "the snapshot took several chunks")
 }
