@@ -168,10 +168,23 @@ var (
 		"Open client sessions held by this member.", nil, nil)
 	descResources = prometheus.NewDesc("copycat_resources",
 		"Resource instances held by this member.", nil, nil)
+	descCompaction = prometheus.NewDesc("copycat_log_compaction_index",
+		"The log's compaction point: entries at or below it are kept only if live.", nil, nil)
+	descLiveAtPoint = prometheus.NewDesc("copycat_log_live_at_compaction_point",
+		"Entries at or below the compaction point that still hold state.", nil, nil)
+	descLogBytes = prometheus.NewDesc("copycat_log_bytes",
+		"Disk space of the log: segments, image and stable store.", nil, nil)
+	descCompactions = prometheus.NewDesc("copycat_log_compactions_total",
+		"Compaction points made durable by this member.", nil, nil)
+	descCleanPause = prometheus.NewDesc("copycat_log_cleaning_longest_pause_seconds",
+		"Longest time a cleaning pass held the log's lock (stalling appends and reads).", nil, nil)
+	descSnapshots = prometheus.NewDesc("copycat_snapshots_total",
+		"Snapshot streams completed, by direction.", []string{"direction"}, nil)
 )
 
 func (c *memberCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRole, descTerm, descLeader, descCommit, descApplied, descMembers, descSessions, descResources} {
+	for _, d := range []*prometheus.Desc{descRole, descTerm, descLeader, descCommit, descApplied, descMembers, descSessions, descResources,
+		descCompaction, descLiveAtPoint, descLogBytes, descCompactions, descCleanPause, descSnapshots} {
 		ch <- d
 	}
 }
@@ -198,4 +211,14 @@ func (c *memberCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descSessions, prometheus.GaugeValue, float64(c.srv.Sessions()))
 	ch <- prometheus.MustNewConstMetric(descResources, prometheus.GaugeValue, float64(c.srv.Resources()))
+	cs, ss := c.srv.CompactionStats(), c.srv.SnapshotStats()
+	ch <- prometheus.MustNewConstMetric(descCompaction, prometheus.GaugeValue, float64(cs.Point))
+	ch <- prometheus.MustNewConstMetric(descLiveAtPoint, prometheus.GaugeValue, float64(cs.Live))
+	ch <- prometheus.MustNewConstMetric(descCompactions, prometheus.CounterValue, float64(cs.Compactions))
+	ch <- prometheus.MustNewConstMetric(descCleanPause, prometheus.GaugeValue, cs.LongestPause.Seconds())
+	ch <- prometheus.MustNewConstMetric(descSnapshots, prometheus.CounterValue, float64(ss.Sent), "sent")
+	ch <- prometheus.MustNewConstMetric(descSnapshots, prometheus.CounterValue, float64(ss.Received), "installed")
+	if u, err := c.srv.LogUsage(); err == nil {
+		ch <- prometheus.MustNewConstMetric(descLogBytes, prometheus.GaugeValue, float64(u.Bytes))
+	}
 }

@@ -256,6 +256,7 @@ func TestServerCluster(t *testing.T) {
 	for _, want := range []string{
 		`copycat_role{role="leader"} 1`, `copycat_role{role="follower"} 0`, "copycat_term ", "copycat_commit_index ",
 		"copycat_applied_index ", "copycat_sessions 0", "copycat_resources 0", `copycat_members{type="ACTIVE"} 3`,
+		"copycat_log_compaction_index ", "copycat_log_bytes ", `copycat_snapshots_total{direction="sent"} 0`,
 	} {
 		assert.Contains(t, body, want)
 	}
