@@ -29,6 +29,9 @@ type testMember struct {
 
 	mu      sync.Mutex
 	applied []raft.Entry
+	// largestBatch is the most bytes of entry data (plus 32 each, the
+	// core's accounting) one Apply call received.
+	largestBatch int
 }
 
 func (m *testMember) appliedCount() int {
@@ -114,8 +117,13 @@ func (c *testCluster) start(id uint64) {
 	n, err := Start(Config{
 		Raft: cfg, TickInterval: c.tick, Storage: m.store, Transport: m.tr, Peers: m.peers,
 		Apply: func(ents []raft.Entry) []any {
+			size := 0
+			for _, e := range ents {
+				size += len(e.Data) + 32
+			}
 			m.mu.Lock()
 			m.applied = append(m.applied, ents...)
+			m.largestBatch = max(m.largestBatch, size)
 			m.mu.Unlock()
 			return nil
 		},

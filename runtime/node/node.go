@@ -12,11 +12,15 @@ import (
 )
 
 // Storage is the durable log a node writes to: the core's read view plus the
-// writes the driver makes after each Ready. runtime/log implements it.
+// writes the driver makes after each Ready. runtime/log implements it. The
+// node's writer goroutine calls Save while the loop may read, so it must be
+// safe for concurrent use.
 type Storage interface {
 	raft.Storage
 	// Save appends entries (replacing a conflicting suffix) and records the
-	// hard state, durably, before returning.
+	// hard state, durably, before returning. A hard state whose term and vote
+	// are unchanged (only the commit index moved) need not be synced: the
+	// node may save it on its loop goroutine, so it should be cheap.
 	Save(hs raft.HardState, ents []raft.Entry) error
 	// Install replaces the whole log with a snapshot received from the
 	// leader: its image and the live entries at or below its index, which
@@ -64,7 +68,13 @@ type Config struct {
 	Peers map[uint64]string
 	// MaxBatch bounds the proposals taken into one Ready (default 1024).
 	MaxBatch int
-	Logger   *slog.Logger
+	// MaxApplyBytes bounds the committed entries applied per loop
+	// iteration (default 64 KiB; it caps Raft.MaxApplySize): a member
+	// applying a long backlog — after a restart, or catching up — keeps
+	// ticking and answering its peers between batches instead of missing
+	// heartbeats and setting off elections.
+	MaxApplyBytes uint64
+	Logger        *slog.Logger
 }
 
 // Errors returned by node operations.
@@ -103,6 +113,17 @@ type Node struct {
 	peers     map[uint64]string
 	lastTick  time.Time
 	snaps     snapshots
+	view      *logView // the core's reads of the durable log
+	w         *writer
+	inflight  int    // writes handed to w and not yet reported to the core
+	pushed    uint64 // writes handed to w
+	reported  uint64 // writes reported to the core
+	// peersDue: members that left stay in the transport until the writes
+	// pushed up to peersDueAt are reported (syncPeers).
+	peersDue   bool
+	peersDueAt uint64
+
+	lastHard raft.HardState // the hard state last handed to the storage
 }
 
 type waiter struct {
@@ -161,10 +182,22 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 1024
 	}
+	if cfg.MaxApplyBytes == 0 {
+		cfg.MaxApplyBytes = 64 << 10
+	}
+	if cfg.Raft.MaxApplySize == 0 || cfg.Raft.MaxApplySize > cfg.MaxApplyBytes {
+		cfg.Raft.MaxApplySize = cfg.MaxApplyBytes
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	cfg.Raft.Storage = cfg.Storage
+	view, err := newLogView(cfg.Storage)
+	if err != nil {
+		return nil, fmt.Errorf("node %d: %w", cfg.Raft.ID, err)
+	}
+	cfg.Raft.Storage = view
+	// Writes go to the writer goroutine (writer.go).
+	cfg.Raft.AsyncStorageWrites = true
 	if cfg.Raft.Now == nil {
 		cfg.Raft.Now = func() int64 { return time.Now().UnixNano() }
 	}
@@ -184,8 +217,11 @@ func Start(cfg Config) (*Node, error) {
 		reads:   map[uint64]chan<- readResult{},
 		peers:   map[uint64]string{},
 		snaps:   snapshots{out: map[uint64]*outStream{}},
+		view:    view,
+		w:       newWriter(cfg.Storage, cfg.Transport),
 	}
 	st := r.Status()
+	n.lastHard = st.HardState
 	n.applied = st.Applied
 	for id, addr := range cfg.Peers {
 		if id != cfg.Raft.ID {
@@ -195,6 +231,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.syncPeers(st.Config)
 	n.status = st
+	go n.w.run()
 	go n.run()
 	return n, nil
 }

@@ -228,3 +228,26 @@ func TestNode_LeaseExpiresAcrossBlockedLoop(t *testing.T) {
 		assert.GreaterOrEqual(t, idx, res.Index, "stale lease read after a stalled loop")
 	}
 }
+
+// A leader that removes itself commits the change on its followers'
+// acknowledgements — which they send after their write of that very entry,
+// when it has taken effect there and the leader is no longer a member:
+// the transport must still reach it then.
+func TestNode_LeaderRemovesItself(t *testing.T) {
+	c := newMemCluster(t, 3)
+	lead := c.waitLeader(5 * time.Second)
+	ln := c.members[lead].n
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	idx, err := ln.ChangeMembership(ctx, raft.ConfChange{Type: raft.RemoveMember, ID: lead, ConfigIndex: ln.Status().Config.Index})
+	require.NoError(t, err)
+	assert.GreaterOrEqual(t, ln.Status().HardState.Commit, idx)
+	c.eventually(5*time.Second, "a new leader among the others", func() bool {
+		for id, m := range c.members {
+			if id != lead && m.n.Status().SoftState.State == raft.StateLeader {
+				return true
+			}
+		}
+		return false
+	})
+}

@@ -45,6 +45,16 @@ type Config struct {
 	// Rand is the source of election timeout randomness. Simulations pass a
 	// seeded source; nil uses a seed derived from ID.
 	Rand *rand.Rand
+	// AsyncStorageWrites declares a driver that persists Readys on another
+	// goroutine while it keeps calling Step, Tick and Ready: Ready hands out
+	// only entries (and a snapshot) not handed out before, the driver
+	// reports each Ready's write durable with AdvanceWrite and its
+	// committed entries applied with AdvanceApply, and committed entries
+	// are handed out for applying only once they are durable on this member
+	// too. Without it a Ready's committed entries may include its own
+	// Entries, which a driver that saves before applying may do (the
+	// default, and what Advance reports).
+	AsyncStorageWrites bool
 	// Now returns the wall clock in Unix nanoseconds, used to timestamp the
 	// entries the core creates itself (a new leader's NoOp, configuration
 	// changes). Nil leaves them at the previous entry's timestamp.

@@ -15,6 +15,11 @@ type testNode struct {
 	applied []Entry
 	reads   []ReadState
 	down    bool
+	// With Config.AsyncStorageWrites: Readys handed out whose write has not
+	// happened (pending) and those written but not reported (written), in
+	// the order handed out. A crash loses pending; written is in st.
+	pending []Ready
+	written []Ready
 }
 
 // testCluster drives cores over a message queue the test controls: it decides
@@ -87,7 +92,9 @@ func (c *testCluster) start(id uint64) {
 
 // crash stops a member, losing everything it had not persisted.
 func (c *testCluster) crash(id uint64) {
-	c.nodes[id].down = true
+	n := c.nodes[id]
+	n.down = true
+	n.pending, n.written = nil, nil
 }
 
 func (c *testCluster) restart(id uint64) {
@@ -96,10 +103,20 @@ func (c *testCluster) restart(id uint64) {
 
 func (c *testCluster) node(id uint64) *Raft { return c.nodes[id].r }
 
-// process handles one member's Ready like a driver would.
+// process handles one member's Ready like a driver would. An asynchronous
+// driver's writes are all completed and reported before it returns.
 func (c *testCluster) process(id uint64) {
 	n := c.nodes[id]
-	if n.down || !n.r.HasReady() {
+	if n.down {
+		return
+	}
+	if n.r.cfg.AsyncStorageWrites {
+		c.readyAsync(id)
+		c.writeAsync(id, len(n.pending))
+		c.reportAsync(id, len(n.written))
+		return
+	}
+	if !n.r.HasReady() {
 		return
 	}
 	rd := n.r.Ready()
@@ -116,6 +133,49 @@ func (c *testCluster) process(id uint64) {
 	n.applied = append(n.applied, rd.CommittedEntries...)
 	n.reads = append(n.reads, rd.ReadStates...)
 	n.r.Advance(rd)
+}
+
+// readyAsync takes a Ready like an asynchronous driver: its messages go out,
+// its committed entries are applied at once, its write is queued.
+func (c *testCluster) readyAsync(id uint64) {
+	n := c.nodes[id]
+	if n.down || !n.r.HasReady() {
+		return
+	}
+	rd := n.r.Ready()
+	c.queue = append(c.queue, rd.Messages...)
+	n.applied = append(n.applied, rd.CommittedEntries...)
+	n.reads = append(n.reads, rd.ReadStates...)
+	n.r.AdvanceApply(rd)
+	n.pending = append(n.pending, rd)
+}
+
+// writeAsync makes the first k queued writes durable and sends their
+// MessagesAfterSave, without telling the core yet.
+func (c *testCluster) writeAsync(id uint64, k int) {
+	n := c.nodes[id]
+	for _, rd := range n.pending[:k] {
+		if rd.Snapshot != nil {
+			require.NoError(c.t, n.st.ApplySnapshot(*rd.Snapshot))
+			n.applied = n.applied[:0]
+		}
+		require.NoError(c.t, n.st.Append(rd.Entries))
+		if !rd.HardState.IsEmpty() {
+			require.NoError(c.t, n.st.SetHardState(rd.HardState))
+		}
+		c.queue = append(c.queue, rd.MessagesAfterSave...)
+		n.written = append(n.written, rd)
+	}
+	n.pending = n.pending[k:]
+}
+
+// reportAsync reports the first k written Readys to the core.
+func (c *testCluster) reportAsync(id uint64, k int) {
+	n := c.nodes[id]
+	for _, rd := range n.written[:k] {
+		n.r.AdvanceWrite(rd)
+	}
+	n.written = n.written[k:]
 }
 
 func (c *testCluster) processAll() {

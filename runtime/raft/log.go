@@ -19,9 +19,13 @@ type raftLog struct {
 	applied  uint64
 	// maxApplySize bounds the bytes of committed entries handed out per Ready.
 	maxApplySize uint64
+	// applyUnstable lets committed entries be handed out for applying before
+	// they are durable here: right for a driver that persists a Ready before
+	// applying it, wrong with asynchronous storage writes.
+	applyUnstable bool
 }
 
-func newRaftLog(storage Storage, maxApplySize uint64) (*raftLog, error) {
+func newRaftLog(storage Storage, maxApplySize uint64, applyUnstable bool) (*raftLog, error) {
 	first, err := storage.FirstIndex()
 	if err != nil {
 		return nil, fmt.Errorf("raft: storage first index: %w", err)
@@ -31,12 +35,13 @@ func newRaftLog(storage Storage, maxApplySize uint64) (*raftLog, error) {
 		return nil, fmt.Errorf("raft: storage last index: %w", err)
 	}
 	l := &raftLog{
-		storage:      storage,
-		unstable:     unstable{offset: last + 1},
-		committed:    first - 1,
-		applying:     first - 1,
-		applied:      first - 1,
-		maxApplySize: maxApplySize,
+		storage:       storage,
+		unstable:      unstable{offset: last + 1, offsetInProgress: last + 1},
+		committed:     first - 1,
+		applying:      first - 1,
+		applied:       first - 1,
+		maxApplySize:  maxApplySize,
+		applyUnstable: applyUnstable,
 	}
 	return l, nil
 }
@@ -230,9 +235,20 @@ func (l *raftLog) slice(lo, hi, maxSize uint64) ([]Entry, error) {
 	return limitSize(ents, maxSize), nil
 }
 
+// applyLimit is the highest index that may be handed out for applying: the
+// commit index, or with asynchronous storage writes the last entry that is
+// also durable here, so that the application never runs ahead of its own log
+// (a crash would leave it with state its log cannot rebuild).
+func (l *raftLog) applyLimit() uint64 {
+	if l.applyUnstable {
+		return l.committed
+	}
+	return min(l.committed, l.unstable.offset-1)
+}
+
 // hasNextApply reports whether committed entries wait to be handed out.
 func (l *raftLog) hasNextApply() bool {
-	return l.unstable.snapshot == nil && l.committed > l.applying
+	return l.unstable.snapshot == nil && l.applyLimit() > l.applying
 }
 
 // nextApply returns the committed entries not yet handed out for applying.
@@ -240,9 +256,10 @@ func (l *raftLog) nextApply() []Entry {
 	if !l.hasNextApply() {
 		return nil
 	}
-	ents, err := l.slice(l.applying+1, l.committed+1, l.maxApplySize)
+	hi := l.applyLimit()
+	ents, err := l.slice(l.applying+1, hi+1, l.maxApplySize)
 	if err != nil {
-		panic(fmt.Sprintf("raft: committed entries [%d,%d]: %v", l.applying+1, l.committed, err))
+		panic(fmt.Sprintf("raft: committed entries [%d,%d]: %v", l.applying+1, hi, err))
 	}
 	return ents
 }
@@ -254,11 +271,19 @@ func (l *raftLog) restore(s Snapshot) {
 }
 
 // unstable holds entries not yet persisted, starting at offset, and a
-// snapshot not yet installed.
+// snapshot not yet installed. With asynchronous storage writes a prefix of
+// them may already be handed out for persisting and still be in flight:
+// entries below offsetInProgress, and the snapshot if snapshotInProgress.
+// Those are not handed out again; they leave unstable only once the driver
+// reports them durable (stableTo, stableSnapTo).
 type unstable struct {
 	snapshot *Snapshot
 	entries  []Entry
 	offset   uint64
+	// offsetInProgress is the index of the first entry not yet handed out:
+	// offset <= offsetInProgress <= offset+len(entries).
+	offsetInProgress   uint64
+	snapshotInProgress bool
 }
 
 func (u *unstable) maybeTerm(i uint64) (uint64, bool) {
@@ -274,8 +299,34 @@ func (u *unstable) maybeTerm(i uint64) (uint64, bool) {
 	return u.entries[i-u.offset].Term, true
 }
 
+// nextEntries returns the entries not yet handed out for persisting.
+func (u *unstable) nextEntries() []Entry {
+	k := u.offsetInProgress - u.offset
+	if k >= uint64(len(u.entries)) {
+		return nil
+	}
+	return u.entries[k:len(u.entries):len(u.entries)]
+}
+
+// nextSnapshot returns the snapshot if it is not yet handed out.
+func (u *unstable) nextSnapshot() *Snapshot {
+	if u.snapshot == nil || u.snapshotInProgress {
+		return nil
+	}
+	return u.snapshot
+}
+
+// acceptInProgress marks everything unstable as handed out for persisting.
+func (u *unstable) acceptInProgress() {
+	u.offsetInProgress = u.offset + uint64(len(u.entries))
+	u.snapshotInProgress = u.snapshot != nil
+}
+
 // stableTo marks entries up to (i, t) persisted. A mismatching term means the
-// entry was replaced after the Ready was handed out; it stays unstable.
+// entry was replaced after the Ready was handed out; it stays unstable, and
+// so do the entries before it, until the write of the replacement is
+// reported (by the log matching property a later write never holds (i, t)
+// again once it was replaced).
 func (u *unstable) stableTo(i, t uint64) {
 	if i < u.offset || i-u.offset >= uint64(len(u.entries)) {
 		return
@@ -286,6 +337,7 @@ func (u *unstable) stableTo(i, t uint64) {
 	n := i + 1 - u.offset
 	u.entries = u.entries[n:]
 	u.offset = i + 1
+	u.offsetInProgress = max(u.offsetInProgress, u.offset)
 	if len(u.entries) == 0 {
 		u.entries = nil // let the backing array go
 	}
@@ -294,13 +346,16 @@ func (u *unstable) stableTo(i, t uint64) {
 func (u *unstable) stableSnapTo(i uint64) {
 	if u.snapshot != nil && u.snapshot.Meta.Index == i {
 		u.snapshot = nil
+		u.snapshotInProgress = false
 	}
 }
 
 func (u *unstable) restore(s Snapshot) {
 	u.offset = s.Meta.Index + 1
+	u.offsetInProgress = u.offset
 	u.entries = nil
 	u.snapshot = &s
+	u.snapshotInProgress = false
 }
 
 func (u *unstable) truncateAndAppend(ents []Entry) {
@@ -311,11 +366,15 @@ func (u *unstable) truncateAndAppend(ents []Entry) {
 	case after <= u.offset:
 		// Replace everything unstable: entries from `after` on are new, and the
 		// durable ones at or above it will be overwritten by the driver's save.
+		// Nothing of the new suffix is in flight; a write still in flight
+		// holds replaced entries, which stableTo will not take for these.
 		u.offset = after
+		u.offsetInProgress = after
 		u.entries = append([]Entry(nil), ents...)
 	default:
 		keep := u.slice(u.offset, after)
 		u.entries = append(append([]Entry(nil), keep...), ents...)
+		u.offsetInProgress = min(u.offsetInProgress, after)
 	}
 }
 

@@ -79,7 +79,8 @@ type Raft struct {
 
 	reads readTracker
 
-	savedHard HardState // the hard state last handed out and advanced
+	savedHard HardState // the hard state last reported durable (Advance, AdvanceWrite)
+	prevHard  HardState // the hard state last handed out by Ready
 	prevSoft  SoftState
 	// unsavedSince is the tick at which the core last saw persistence make
 	// progress while work was pending, or noTick if nothing is pending.
@@ -99,7 +100,7 @@ func New(cfg Config) (*Raft, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft: initial state: %w", err)
 	}
-	log, err := newRaftLog(cfg.Storage, cfg.MaxApplySize)
+	log, err := newRaftLog(cfg.Storage, cfg.MaxApplySize, !cfg.AsyncStorageWrites)
 	if err != nil {
 		return nil, err
 	}
@@ -124,6 +125,7 @@ func New(cfg Config) (*Raft, error) {
 	r.becomeFollower(hs.Term, 0)
 	r.vote = hs.Vote
 	r.savedHard = r.hardState()
+	r.prevHard = r.savedHard
 	r.prevSoft = r.softState()
 	if hs.Term > 1 && !cfg.DisableCheckQuorum {
 		r.restartLeaseUntil = uint64(cfg.ElectionTick)

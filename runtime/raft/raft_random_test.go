@@ -95,6 +95,10 @@ func newSim(t *testing.T, n int, seed uint64) *sim {
 		// elections and split votes, which is where safety bugs hide.
 		c.DisablePreVote = seed%2 == 1
 		c.DisableCheckQuorum = seed%2 == 1
+		// Members alternate between a driver that saves each Ready before
+		// the next and one that persists them on the side while it keeps
+		// stepping (Config.AsyncStorageWrites), whose writes lag behind.
+		c.AsyncStorageWrites = (seed/2+c.ID)%2 == 0
 	})
 	return s
 }
@@ -132,7 +136,7 @@ var simWeights = []struct {
 }{
 	{"tick", 200}, {"tickAll", 30}, {"deliver", 420}, {"process", 220}, {"propose", 60},
 	{"crash", 4}, {"restart", 15}, {"partition", 6}, {"conf", 12}, {"transfer", 6}, {"read", 12},
-	{"compact", 5},
+	{"compact", 5}, {"persist", 120},
 }
 
 func (s *sim) action() string {
@@ -182,6 +186,11 @@ func (s *sim) step(step int) {
 			return
 		}
 		id := s.pick(live)
+		if s.nodes[id].r.cfg.AsyncStorageWrites {
+			// Hand out the next Ready; its write happens in "persist".
+			s.readyAsync(id)
+			return
+		}
 		if s.rng.IntN(1000) < 10 && s.nodes[id].r.HasReady() {
 			// Crash in the middle: immediate messages go out, nothing is saved.
 			rd := s.node(id).Ready()
@@ -195,6 +204,26 @@ func (s *sim) step(step int) {
 			return
 		}
 		s.process(id)
+	case "persist":
+		// An asynchronous member's writer makes some queued writes durable
+		// and the driver reports some of those written; a crash in between
+		// loses what was not written.
+		live := s.liveIDs()
+		if len(live) == 0 {
+			return
+		}
+		id := s.pick(live)
+		n := s.nodes[id]
+		if !n.r.cfg.AsyncStorageWrites {
+			return
+		}
+		if w := s.rng.IntN(len(n.pending) + 1); w > 0 {
+			s.writeAsync(id, w)
+			s.logf("%d %d wrote %d", step, id, w)
+		}
+		if k := s.rng.IntN(len(n.written) + 1); k > 0 {
+			s.reportAsync(id, k)
+		}
 	case "compact":
 		// Compact a member's storage at a point it has applied, as log
 		// cleaning will; lagging followers then need a snapshot.

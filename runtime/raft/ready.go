@@ -13,6 +13,13 @@ type SoftState struct {
 //  3. send MessagesAfterSave;
 //  4. apply CommittedEntries and answer ReadStates once applied far enough;
 //  5. call Advance(rd).
+//
+// With Config.AsyncStorageWrites the driver may instead hand steps 2 and 3
+// to a writer that persists Readys in the order they were handed out, call
+// Ready again meanwhile, apply CommittedEntries at once (they are durable
+// here already) and report each half on its own: AdvanceApply(rd) once the
+// entries are applied, AdvanceWrite(rd) once rd's write is durable and its
+// MessagesAfterSave are sent — for every Ready, in the order handed out.
 type Ready struct {
 	// SoftState is set when the leader or this member's role changed.
 	SoftState *SoftState
@@ -26,12 +33,14 @@ type Ready struct {
 	// Entries are to be appended to storage; if the first one is at or
 	// below the last stored index, the stored suffix from there is replaced.
 	Entries []Entry
-	// CommittedEntries are to be applied, in order. They may include entries
-	// of this same Ready's Entries, so apply after saving.
+	// CommittedEntries are to be applied, in order. Without asynchronous
+	// storage writes they may include entries of this same Ready's Entries,
+	// so apply after saving.
 	CommittedEntries []Entry
 	// Messages may be sent at once.
 	Messages []Message
-	// MessagesAfterSave may be sent only once HardState and Entries are durable.
+	// MessagesAfterSave may be sent only once HardState and Entries are
+	// durable, and those of every earlier Ready.
 	MessagesAfterSave []Message
 	// ReadStates answer ReadIndex and LeaseRead calls.
 	ReadStates []ReadState
@@ -43,16 +52,17 @@ func (r *Raft) HasReady() bool {
 		return true
 	}
 	return r.softState() != r.prevSoft ||
-		r.hardState() != r.savedHard ||
-		r.log.unstable.snapshot != nil ||
-		len(r.log.unstable.entries) > 0 ||
+		r.hardState() != r.prevHard ||
+		r.log.unstable.nextSnapshot() != nil ||
+		len(r.log.unstable.nextEntries()) > 0 ||
 		r.log.hasNextApply() ||
 		len(r.msgs) > 0 || len(r.msgsAfterSave) > 0 ||
 		len(r.readStates) > 0
 }
 
 // Ready returns the pending work and marks it handed out; call Advance once
-// it is done. Between Ready and Advance the driver may still Step and Tick.
+// it is done (or AdvanceWrite and AdvanceApply). Between Ready and Advance
+// the driver may still Step and Tick.
 func (r *Raft) Ready() Ready {
 	if r.state == StateLeader {
 		if r.appendPending {
@@ -64,18 +74,20 @@ func (r *Raft) Ready() Ready {
 		}
 	}
 	rd := Ready{
-		Entries:           r.log.unstable.entries,
-		Snapshot:          r.log.unstable.snapshot,
+		Entries:           r.log.unstable.nextEntries(),
+		Snapshot:          r.log.unstable.nextSnapshot(),
 		Messages:          r.msgs,
 		MessagesAfterSave: r.msgsAfterSave,
 		ReadStates:        r.readStates,
 	}
+	r.log.unstable.acceptInProgress()
 	if ss := r.softState(); ss != r.prevSoft {
 		rd.SoftState = &ss
 		r.prevSoft = ss
 	}
-	if hs := r.hardState(); hs != r.savedHard {
+	if hs := r.hardState(); hs != r.prevHard {
 		rd.HardState = hs
+		r.prevHard = hs
 	}
 	if ents := r.log.nextApply(); len(ents) > 0 {
 		rd.CommittedEntries = ents
@@ -88,6 +100,27 @@ func (r *Raft) Ready() Ready {
 // Advance tells the core that the work in rd is done: its entries and hard
 // state are durable and its committed entries applied.
 func (r *Raft) Advance(rd Ready) {
+	r.AdvanceApply(rd)
+	r.AdvanceWrite(rd)
+}
+
+// AdvanceApply tells the core that rd's committed entries are applied.
+func (r *Raft) AdvanceApply(rd Ready) {
+	if n := len(rd.CommittedEntries); n > 0 {
+		r.log.applied = max(r.log.applied, rd.CommittedEntries[n-1].Index)
+	}
+}
+
+// AdvanceWrite tells the core that rd's snapshot, entries and hard state are
+// durable (and its MessagesAfterSave sent). With asynchronous storage writes
+// Readys must be reported in the order they were handed out.
+//
+// A leader counts itself towards a quorum only from here: followers'
+// acknowledgements may commit an entry while the leader's own write of it is
+// still in flight — a quorum of durable copies exists without it, which is
+// all §5.4 asks — but its own copy counts only once it is durable, or a
+// leader that crashed mid-write would have counted a copy that never was.
+func (r *Raft) AdvanceWrite(rd Ready) {
 	progressed := false
 	if !rd.HardState.IsEmpty() {
 		if !sameVote(rd.HardState, r.savedHard) {
@@ -106,9 +139,6 @@ func (r *Raft) Advance(rd Ready) {
 		last := rd.Entries[n-1]
 		r.log.unstable.stableTo(last.Index, last.Term)
 		progressed = true
-	}
-	if n := len(rd.CommittedEntries); n > 0 {
-		r.log.applied = max(r.log.applied, rd.CommittedEntries[n-1].Index)
 	}
 	if progressed {
 		r.unsavedSince = noTick

@@ -235,6 +235,78 @@ func cpuSnap() [5]int64 {
 	return [5]int64{v(1) + v(2), v(3) + v(6) + v(7), v(4), v(5), v(8)}
 }
 
+// clockTick is the unit of utime and stime in /proc/PID/stat (USER_HZ,
+// 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// procCPU returns the CPU time (user + system) process pid has used, or 0
+// if /proc cannot tell.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may
+	// hold spaces: state is field 3, utime 14, stime 15.
+	_, rest, ok := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * clockTick
+}
+
+// phaseCPU measures the CPU time the leader, the followers and this (the
+// clients') process use during a phase's measured window, which starts
+// after warm and lasts dur from now; the result arrives once it has ended.
+func phaseCPU(pc *procCluster, lead uint64, warm, dur time.Duration) <-chan [3]time.Duration {
+	pids := map[uint64]int{}
+	for _, id := range pc.IDs() {
+		p := pc.procs[id]
+		p.mu.Lock()
+		if p.cmd != nil && p.cmd.Process != nil {
+			pids[id] = p.cmd.Process.Pid
+		}
+		p.mu.Unlock()
+	}
+	sample := func() (out [3]time.Duration) {
+		for id, pid := range pids {
+			if id == lead {
+				out[0] += procCPU(pid)
+			} else {
+				out[1] += procCPU(pid)
+			}
+		}
+		out[2] = procCPU(os.Getpid())
+		return out
+	}
+	ch := make(chan [3]time.Duration, 1)
+	go func() {
+		time.Sleep(warm)
+		before := sample()
+		time.Sleep(dur)
+		after := sample()
+		for i := range after {
+			after[i] -= before[i]
+		}
+		ch <- after
+	}()
+	return ch
+}
+
+// cpuPerOpLine renders a phase's CPU time per counted operation: the leader,
+// each follower (their mean), the clients' process, and the sum.
+func cpuPerOpLine(phase string, cpu [3]time.Duration, ops, followers int) string {
+	if ops == 0 {
+		ops = 1
+	}
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(ops) }
+	return fmt.Sprintf("meta cpu_per_op %s leader_us=%.1f follower_us=%.1f client_us=%.1f total_us=%.1f",
+		phase, us(cpu[0]), us(cpu[1])/float64(max(followers, 1)), us(cpu[2]), us(cpu[0]+cpu[1]+cpu[2]))
+}
+
 func cpuLine(before, after [5]int64) string {
 	var d [5]float64
 	total := 0.0
@@ -259,6 +331,11 @@ func cpuLine(before, after [5]int64) string {
 //	copycat put c=8 size=128 ops/s=... p50_ms=... p99_ms=... n=...
 //	copycat put c=64 clients=8 size=128 ...      (64 callers sharing 8 clients)
 //	copycat get c=8 mode=linearizable ...        (also linearizable_lease, sequential)
+//
+// and after each put phase the CPU time per counted operation of the
+// leader, a follower (mean) and the clients' process, from /proc:
+//
+//	meta cpu_per_op phase=put_c=8 leader_us=... follower_us=... client_us=... total_us=...
 //
 // Knobs: COPYCAT_BENCH_DUR (5s), COPYCAT_BENCH_WARM (500ms),
 // COPYCAT_BENCH_CLIENTS (1,8,64), COPYCAT_BENCH_SHARED (64,8),
@@ -353,19 +430,24 @@ func TestClusterBenchmark(t *testing.T) {
 	}
 	has := func(s string) bool { return slices.Contains(cfg.only, s) }
 
+	followers := len(pc.IDs()) - 1
 	if has("put") {
 		for _, c := range cfg.putClients {
 			hs := connect(c)
+			cpu := phaseCPU(pc, lead, cfg.warm, cfg.dur)
 			r := runTimed(t, c, cfg.warm, cfg.dur, putOp(hs))
 			line("copycat put", append([]string{fmt.Sprintf("c=%d", c), fmt.Sprintf("size=%d", cfg.size)}, r.fields()...)...)
+			line(cpuPerOpLine(fmt.Sprintf("phase=put_c=%d", c), <-cpu, r.n, followers))
 			closeAll(hs)
 		}
 	}
 	if has("shared") {
 		callers, clients := cfg.shared[0], cfg.shared[1]
 		hs := connect(clients)
+		cpu := phaseCPU(pc, lead, cfg.warm, cfg.dur)
 		r := runTimed(t, callers, cfg.warm, cfg.dur, putOp(hs))
 		line("copycat put", append([]string{fmt.Sprintf("c=%d", callers), fmt.Sprintf("clients=%d", clients), fmt.Sprintf("size=%d", cfg.size)}, r.fields()...)...)
+		line(cpuPerOpLine(fmt.Sprintf("phase=put_c=%d_clients=%d", callers, clients), <-cpu, r.n, followers))
 		closeAll(hs)
 	}
 	if has("get") {
