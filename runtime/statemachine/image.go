@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vmihailenco/msgpack/v5"
+	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
 	"github.com/copycat-go/copycat/runtime"
 	"github.com/copycat-go/copycat/runtime/session"
@@ -155,6 +156,9 @@ func ReadImageInfo(data []byte) (ImageInfo, error) {
 
 func decodeImage(data []byte) (image, error) {
 	var img image
+	if err := checkLengths(data); err != nil {
+		return image{}, fmt.Errorf("%w: %v", ErrImage, err)
+	}
 	if err := msgpack.Unmarshal(data, &img); err != nil {
 		return image{}, fmt.Errorf("%w: %v", ErrImage, err)
 	}
@@ -297,4 +301,55 @@ func (sm *StateMachine) initInstance(inst *instance, index uint64) {
 		in.Init(&resourceContext{sm: sm, inst: inst})
 		sm.cur = nil
 	}
+}
+
+// checkLengths walks msgpack data and refuses any array or map that claims
+// more elements than bytes remain: msgpack's decoder allocates a slice of
+// the claimed length up front, so a damaged length would otherwise exhaust
+// memory before the decoder found the data short.
+func checkLengths(data []byte) error {
+	r := bytes.NewReader(data)
+	dec := msgpack.NewDecoder(r)
+	var walk func(depth int) error
+	walk = func(depth int) error {
+		if depth > 64 {
+			return errors.New("nested too deeply")
+		}
+		c, err := dec.PeekCode()
+		if err != nil {
+			return err
+		}
+		switch {
+		case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
+			n, err := dec.DecodeArrayLen()
+			if err != nil {
+				return err
+			}
+			if n > r.Len() {
+				return fmt.Errorf("an array of %d elements in %d bytes", n, r.Len())
+			}
+			for range n {
+				if err := walk(depth + 1); err != nil {
+					return err
+				}
+			}
+			return nil
+		case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
+			n, err := dec.DecodeMapLen()
+			if err != nil {
+				return err
+			}
+			if n > r.Len() {
+				return fmt.Errorf("a map of %d entries in %d bytes", n, r.Len())
+			}
+			for range 2 * max(n, 0) {
+				if err := walk(depth + 1); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		return dec.Skip()
+	}
+	return walk(0)
 }
