@@ -73,35 +73,45 @@ func dialMember(ctx context.Context, o *options, addr string) (net.Conn, *transp
 // roundTrip sends one request and reads until its response, before the
 // connection's reader starts. Event pushes that arrive first are accepted.
 func (cn *conn) roundTrip(ctx context.Context, m *protocol.Message) (*protocol.Message, error) {
+	return exchange(ctx, cn.nc, cn.tc, cn.addr, m, func(other *protocol.Message) {
+		if other.Type == protocol.Events {
+			cn.c.events.receive(other)
+		}
+	})
+}
+
+// exchange writes one request on a connection no reader goroutine serves
+// and reads until its response, under ctx's deadline; other frames go to
+// other.
+func exchange(ctx context.Context, nc net.Conn, tc *transport.Conn, addr string, m *protocol.Message, other func(*protocol.Message)) (*protocol.Message, error) {
 	if d, ok := ctx.Deadline(); ok {
-		_ = cn.nc.SetDeadline(d)
-		defer cn.nc.SetDeadline(time.Time{})
+		_ = nc.SetDeadline(d)
+		defer nc.SetDeadline(time.Time{})
 	}
 	b, err := protocol.Encode(m)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("client: encode %s: %w", m.Type, err)
 	}
-	if err := cn.tc.WriteFrame(b); err != nil {
-		return nil, fmt.Errorf("client: send to %s: %w", cn.addr, err)
+	if err := tc.WriteFrame(b); err != nil {
+		return nil, fmt.Errorf("client: send to %s: %w", addr, err)
 	}
-	if err := cn.tc.Flush(); err != nil {
-		return nil, fmt.Errorf("client: send to %s: %w", cn.addr, err)
+	if err := tc.Flush(); err != nil {
+		return nil, fmt.Errorf("client: send to %s: %w", addr, err)
 	}
 	for {
-		body, err := cn.tc.ReadFrame()
+		body, err := tc.ReadFrame()
 		if err != nil {
-			return nil, fmt.Errorf("client: read from %s: %w", cn.addr, err)
+			return nil, fmt.Errorf("client: read from %s: %w", addr, err)
 		}
 		resp, err := protocol.Decode(body)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("client: from %s: %w", addr, err)
 		}
-		switch resp.Type {
-		case protocol.Events:
-			cn.c.events.receive(resp)
-		case protocol.Response:
+		// An answer to an earlier request given up on is skipped by its ID.
+		if resp.Type == protocol.Response && resp.ID == m.ID {
 			return resp, nil
 		}
+		other(resp)
 	}
 }
 

@@ -116,7 +116,7 @@ func (s *Server) restoreImage() error {
 		return nil
 	}
 	start := time.Now()
-	err = s.sm.Restore(snap.Data, func(yield func(statemachine.LiveEntry) error) error {
+	info, err := s.sm.Restore(snap.Data, func(yield func(statemachine.LiveEntry) error) error {
 		return s.store.Compacted(func(e raft.Entry) error {
 			return yield(statemachine.LiveEntry{Index: e.Index, Timestamp: e.Timestamp, Data: e.Data})
 		})
@@ -124,7 +124,7 @@ func (s *Server) restoreImage() error {
 	if err != nil {
 		return fmt.Errorf("server: restore the state at the compaction point %d: %w", snap.Meta.Index, err)
 	}
-	s.installed(snap)
+	s.installed(snap, info)
 	s.log.Info("state restored from the compaction point", "index", snap.Meta.Index, "image_bytes", len(snap.Data),
 		"live", len(s.comp.point.Live), "duration", time.Since(start))
 	return nil
@@ -135,7 +135,7 @@ func (s *Server) restoreImage() error {
 func (s *Server) applySnapshot(snap raft.Snapshot, live []raft.Entry) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	err := s.sm.Restore(snap.Data, func(yield func(statemachine.LiveEntry) error) error {
+	info, err := s.sm.Restore(snap.Data, func(yield func(statemachine.LiveEntry) error) error {
 		for _, e := range live {
 			if err := yield(statemachine.LiveEntry{Index: e.Index, Timestamp: e.Timestamp, Data: e.Data}); err != nil {
 				return err
@@ -146,7 +146,7 @@ func (s *Server) applySnapshot(snap raft.Snapshot, live []raft.Entry) error {
 	if err != nil {
 		return err
 	}
-	s.installed(snap)
+	s.installed(snap, info)
 	// Whatever waited for an index at or below the snapshot's may go on.
 	close(s.appliedCh)
 	s.appliedCh = make(chan struct{})
@@ -155,8 +155,7 @@ func (s *Server) applySnapshot(snap raft.Snapshot, live []raft.Entry) error {
 
 // installed records that the state machine now stands at snap. Called with
 // s.mu held, or before the member starts.
-func (s *Server) installed(snap raft.Snapshot) {
-	info, _ := statemachine.ReadImageInfo(snap.Data) // Restore decoded it already
+func (s *Server) installed(snap raft.Snapshot, info statemachine.ImageInfo) {
 	s.comp.conf = snap.Meta.Config.Clone()
 	s.comp.lastImage = snap.Meta.Index
 	s.comp.pending = nil

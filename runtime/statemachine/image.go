@@ -146,12 +146,17 @@ func ReadImageInfo(data []byte) (ImageInfo, error) {
 	if err != nil {
 		return ImageInfo{}, err
 	}
+	return img.info(), nil
+}
+
+// info returns the image's index and live set.
+func (img *image) info() ImageInfo {
 	var live []uint64
 	for _, r := range img.Resources {
 		live = append(live, r.Live...)
 	}
 	slices.Sort(live)
-	return ImageInfo{Index: img.Index, Live: live}, nil
+	return ImageInfo{Index: img.Index, Live: live}
 }
 
 func decodeImage(data []byte) (image, error) {
@@ -184,11 +189,11 @@ type LiveEntry struct {
 //
 // The state machine is rebuilt in place (resources keep their Context, which
 // points at it); if Restore fails, it is left empty and must not be used
-// except for another Restore.
-func (sm *StateMachine) Restore(data []byte, entries func(yield func(LiveEntry) error) error) error {
+// except for another Restore. It returns the image's index and live set.
+func (sm *StateMachine) Restore(data []byte, entries func(yield func(LiveEntry) error) error) (ImageInfo, error) {
 	img, err := decodeImage(data)
 	if err != nil {
-		return err
+		return ImageInfo{}, err
 	}
 	*sm = StateMachine{
 		types:     sm.types,
@@ -207,20 +212,20 @@ func (sm *StateMachine) Restore(data []byte, entries func(yield func(LiveEntry) 
 	for _, ri := range img.Resources {
 		typ, ok := sm.types[ri.Type]
 		if !ok {
-			return fmt.Errorf("%w: resource %d has type %q, which this member does not host", ErrImage, ri.ID, ri.Type)
+			return ImageInfo{}, fmt.Errorf("%w: resource %d has type %q, which this member does not host", ErrImage, ri.ID, ri.Type)
 		}
 		inst := &instance{id: ri.ID, name: ri.Name, typ: typ, res: typ.New(), commands: map[uint64]int64{}}
 		fresh.resources[ri.ID] = inst
 		fresh.names[[2]string{ri.Type, ri.Name}] = ri.ID
 		if snap, ok := snapshotter(inst); ok {
 			if err := snap.Restore(bytes.NewReader(ri.State)); err != nil {
-				return fmt.Errorf("%w: restore %s %q (%d): %v", ErrImage, ri.Type, ri.Name, ri.ID, err)
+				return ImageInfo{}, fmt.Errorf("%w: restore %s %q (%d): %v", ErrImage, ri.Type, ri.Name, ri.ID, err)
 			}
 			restored = append(restored, inst)
 			continue
 		}
 		if len(ri.LiveTimes) != len(ri.Live) {
-			return fmt.Errorf("%w: resource %d lists %d live commands and %d times", ErrImage, ri.ID, len(ri.Live), len(ri.LiveTimes))
+			return ImageInfo{}, fmt.Errorf("%w: resource %d lists %d live commands and %d times", ErrImage, ri.ID, len(ri.Live), len(ri.LiveTimes))
 		}
 		for i, idx := range ri.Live {
 			live[idx] = liveCommand{inst: inst, time: ri.LiveTimes[i]}
@@ -241,12 +246,12 @@ func (sm *StateMachine) Restore(data []byte, entries func(yield func(LiveEntry) 
 			return fresh.replay(lc, e)
 		})
 		if err != nil {
-			return fmt.Errorf("statemachine: restore image at %d: %w", img.Index, err)
+			return ImageInfo{}, fmt.Errorf("statemachine: restore image at %d: %w", img.Index, err)
 		}
 	}
 	if len(live) > 0 {
 		missing := slices.Sorted(maps.Keys(live))
-		return fmt.Errorf("%w: %d live entries missing from the log, first %d", ErrImage, len(missing), missing[0])
+		return ImageInfo{}, fmt.Errorf("%w: %d live entries missing from the log, first %d", ErrImage, len(missing), missing[0])
 	}
 	// Time catches up with the image; timers due by then fired before C too.
 	fresh.index = img.Index
@@ -255,7 +260,7 @@ func (sm *StateMachine) Restore(data []byte, entries func(yield func(LiveEntry) 
 		fresh.initInstance(inst, img.Index)
 	}
 	fresh.replaying = false
-	return nil
+	return img.info(), nil
 }
 
 // liveCommand is a command the image names: its resource and the time it

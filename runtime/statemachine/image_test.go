@@ -313,14 +313,15 @@ func TestImage_RestoreEqualsHistory(t *testing.T) {
 
 			b, err := New(kvType, tallyType)
 			require.NoError(t, err)
-			require.NoError(t, b.Restore(img, func(yield func(LiveEntry) error) error {
+			_, err = b.Restore(img, func(yield func(LiveEntry) error) error {
 				for _, e := range log[:c] {
 					if err := yield(LiveEntry{e.index, e.ts, e.data}); err != nil {
 						return err
 					}
 				}
 				return nil
-			}))
+			})
+			require.NoError(t, err)
 			assert.Equal(t, c, b.Index())
 			for _, e := range log[c:] {
 				out, err := b.Apply(e.index, e.ts, e.data)
@@ -355,7 +356,9 @@ func TestImage_OnlyLiveEntriesNeeded(t *testing.T) {
 
 	b, err := New(kvType, tallyType)
 	require.NoError(t, err)
-	require.NoError(t, b.Restore(img, h.entries(info.Live)))
+	restored, err := b.Restore(img, h.entries(info.Live))
+	require.NoError(t, err)
+	assert.Equal(t, info, restored, "Restore reports the image's live set")
 	assert.Equal(t, digest(t, h.sm), digest(t, b))
 	// A retry of a command whose entry is gone gets the original response.
 	out, err := b.Apply(h.index+1, h.now.UnixNano(), h.encode(Entry{Kind: KindCommand, Session: s, Sequence: 1, Resource: m, Op: opPut, Args: []byte("k\x00again")}))
@@ -366,7 +369,7 @@ func TestImage_OnlyLiveEntriesNeeded(t *testing.T) {
 	// A live entry the log lost is an error, not a silently different state.
 	c, err := New(kvType, tallyType)
 	require.NoError(t, err)
-	err = c.Restore(img, h.entries(info.Live[1:]))
+	_, err = c.Restore(img, h.entries(info.Live[1:]))
 	require.ErrorIs(t, err, ErrImage)
 	assert.Contains(t, err.Error(), fmt.Sprint(info.Live[0]))
 }
@@ -379,8 +382,10 @@ func TestImage_Refused(t *testing.T) {
 	require.NoError(t, err)
 	onlyKV, err := New(kvType)
 	require.NoError(t, err)
-	require.ErrorIs(t, onlyKV.Restore(img, nil), ErrImage, "a type this member does not host")
-	require.ErrorIs(t, onlyKV.Restore([]byte("junk"), nil), ErrImage)
+	_, err = onlyKV.Restore(img, nil)
+	require.ErrorIs(t, err, ErrImage, "a type this member does not host")
+	_, err = onlyKV.Restore([]byte("junk"), nil)
+	require.ErrorIs(t, err, ErrImage)
 	_, err = ReadImageInfo(img[:len(img)/2])
 	require.ErrorIs(t, err, ErrImage)
 }
@@ -396,7 +401,8 @@ func TestImage_EventsAndTimersSurvive(t *testing.T) {
 	require.NoError(t, err)
 	b, err := New(kvType, tallyType)
 	require.NoError(t, err)
-	require.NoError(t, b.Restore(img, h.entries(info.Live)))
+	_, err = b.Restore(img, h.entries(info.Live))
+	require.NoError(t, err)
 	sess, ok := b.Session(s)
 	require.True(t, ok)
 	require.Len(t, sess.EventsAfter(0), 1, "the unacknowledged event is part of the image")
@@ -493,7 +499,7 @@ func FuzzRestore(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		sm, err := New(kvType, tallyType)
 		require.NoError(t, err)
-		if err := sm.Restore(data, nil); err != nil {
+		if _, err := sm.Restore(data, nil); err != nil {
 			return
 		}
 		// What decodes must describe itself consistently.
