@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/copycat-go/copycat/internal/loadgen"
 )
 
 // `copycat bench` measures a cluster in the shape of the peers' benchmarks
@@ -285,7 +287,7 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, o *benchOptions, pl
 		if w.name == "get" && len(gets) == 0 || w.name != "get" && !plan.workloads[w.name] {
 			continue
 		}
-		c0 := cpuSnap()
+		c0 := loadgen.CPUSnap()
 		err := w.run(ctx)
 		if ctx.Err() != nil {
 			return errors.New("interrupted: the benchmark stopped before it finished")
@@ -293,7 +295,7 @@ func runBench(ctx context.Context, stdout, stderr io.Writer, o *benchOptions, pl
 		if err != nil {
 			return fmt.Errorf("bench %s: %w", w.name, err)
 		}
-		if l := cpuLine("copycat_"+w.name, c0, cpuSnap()); l != "" {
+		if l := loadgen.CPULine("copycat_"+w.name, c0, loadgen.CPUSnap()); l != "" {
 			b.line(l)
 		}
 	}

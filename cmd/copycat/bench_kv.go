@@ -70,7 +70,7 @@ func (b *bench) runPut(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		b.line("copycat put", append([]string{fmt.Sprintf("c=%d", c), fmt.Sprintf("size=%d", benchValueSize)}, r.fields("ops/s")...)...)
+		b.line("copycat put", append([]string{fmt.Sprintf("c=%d", c), fmt.Sprintf("size=%d", benchValueSize)}, resultFields(r, "ops/s")...)...)
 	}
 	return nil
 }
@@ -118,7 +118,7 @@ func (b *bench) runGet(ctx context.Context, modes []getMode) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			b.line("copycat get", append([]string{fmt.Sprintf("c=%d", c), "mode=" + m.mode}, r.fields("ops/s")...)...)
+			b.line("copycat get", append([]string{fmt.Sprintf("c=%d", c), "mode=" + m.mode}, resultFields(r, "ops/s")...)...)
 		}
 	}
 	return nil

@@ -76,6 +76,6 @@ func (b *bench) lockPhase(ctx context.Context, s lockShape) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	b.line("copycat lock", append([]string{fmt.Sprintf("keys=%d", s.keys), fmt.Sprintf("c=%d", s.contenders)}, r.fields("cycles/s")...)...)
+	b.line("copycat lock", append([]string{fmt.Sprintf("keys=%d", s.keys), fmt.Sprintf("c=%d", s.contenders)}, resultFields(r, "cycles/s")...)...)
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/copycat-go/copycat/internal/loadgen"
 	"github.com/copycat-go/copycat/runtime"
 	"github.com/copycat-go/copycat/runtime/client"
 	"github.com/copycat-go/copycat/runtime/internal/counter"
@@ -133,106 +134,30 @@ func readBenchConfig(t *testing.T) benchConfig {
 	return c
 }
 
-// phaseResult and runTimed follow ../shared/peers/bench/stats.go exactly:
-// closed loops, an unmeasured warm-up, then a window in which only
-// operations that start after the warm-up and finish before the end count;
-// throughput = count / window; nearest-rank percentiles.
-type phaseResult struct {
-	n       int
-	errs    int
-	elapsed time.Duration
-	lats    []time.Duration
-}
-
-func percentile(sorted []time.Duration, q float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(q*float64(len(sorted)) + 0.5)
-	i = max(1, min(i, len(sorted)))
-	return sorted[i-1]
-}
-
-func msStr(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e6, 'f', 3, 64) }
-
-func (r phaseResult) fields() []string {
-	slices.Sort(r.lats)
+// resultFields renders a phase as the peers do (internal/loadgen runs it by
+// their rules).
+func resultFields(r loadgen.Result) []string {
+	slices.Sort(r.Lats)
 	f := []string{
-		fmt.Sprintf("ops/s=%.0f", float64(r.n)/r.elapsed.Seconds()),
-		"p50_ms=" + msStr(percentile(r.lats, 0.50)),
-		"p99_ms=" + msStr(percentile(r.lats, 0.99)),
-		fmt.Sprintf("n=%d", r.n),
+		fmt.Sprintf("ops/s=%.0f", float64(r.N)/r.Elapsed.Seconds()),
+		"p50_ms=" + loadgen.Ms(loadgen.Percentile(r.Lats, 0.50)),
+		"p99_ms=" + loadgen.Ms(loadgen.Percentile(r.Lats, 0.99)),
+		fmt.Sprintf("n=%d", r.N),
 	}
-	if r.errs > 0 {
-		f = append(f, fmt.Sprintf("errors=%d", r.errs))
+	if r.Errs > 0 {
+		f = append(f, fmt.Sprintf("errors=%d", r.Errs))
 	}
 	return f
 }
 
-func runTimed(t *testing.T, c int, warm, dur time.Duration, op func(ctx context.Context, worker int, rng *rand.Rand) error) phaseResult {
-	start := time.Now()
-	warmEnd := start.Add(warm)
-	end := warmEnd.Add(dur)
-	ctx, cancel := context.WithDeadline(context.Background(), end.Add(50*time.Millisecond))
-	defer cancel()
-	var mu sync.Mutex
-	res := phaseResult{elapsed: dur}
-	var wg sync.WaitGroup
-	for w := range c {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(w)*7919))
-			lats := make([]time.Duration, 0, 4096)
-			n, errs := 0, 0
-			for {
-				t0 := time.Now()
-				if !t0.Before(end) {
-					break
-				}
-				err := op(ctx, w, rng)
-				t1 := time.Now()
-				if err != nil {
-					if ctx.Err() != nil {
-						break
-					}
-					errs++
-					if errs <= 3 {
-						t.Logf("worker %d: error: %v", w, err)
-					}
-					time.Sleep(10 * time.Millisecond)
-					continue
-				}
-				if !t0.Before(warmEnd) && !t1.After(end) {
-					n++
-					lats = append(lats, t1.Sub(t0))
-				}
+func runTimed(t *testing.T, c int, warm, dur time.Duration, op loadgen.Op) loadgen.Result {
+	return loadgen.Run(context.Background(), c, warm, dur, op, loadgen.Hooks{
+		Failed: func(w int, err error, failures int) {
+			if failures <= 3 {
+				t.Logf("worker %d: error: %v", w, err)
 			}
-			mu.Lock()
-			res.n += n
-			res.errs += errs
-			res.lats = append(res.lats, lats...)
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	return res
-}
-
-// cpuSnap reads user, system, idle, iowait and steal jiffies from /proc/stat.
-func cpuSnap() [5]int64 {
-	var out [5]int64
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return out
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line)
-	if len(f) < 9 || f[0] != "cpu" {
-		return out
-	}
-	v := func(i int) int64 { n, _ := strconv.ParseInt(f[i], 10, 64); return n }
-	return [5]int64{v(1) + v(2), v(3) + v(6) + v(7), v(4), v(5), v(8)}
+		},
+	})
 }
 
 // clockTick is the unit of utime and stime in /proc/PID/stat (USER_HZ,
@@ -307,20 +232,6 @@ func cpuPerOpLine(phase string, cpu [3]time.Duration, ops, followers int) string
 		phase, us(cpu[0]), us(cpu[1])/float64(max(followers, 1)), us(cpu[2]), us(cpu[0]+cpu[1]+cpu[2]))
 }
 
-func cpuLine(before, after [5]int64) string {
-	var d [5]float64
-	total := 0.0
-	for i := range d {
-		d[i] = float64(after[i] - before[i])
-		total += d[i]
-	}
-	if total <= 0 {
-		total = 1
-	}
-	return fmt.Sprintf("meta cpu group=copycat user_pct=%.0f sys_pct=%.0f idle_pct=%.0f iowait_pct=%.1f steal_pct=%.1f",
-		100*d[0]/total, 100*d[1]/total, 100*d[2]/total, 100*d[3]/total, 100*d[4]/total)
-}
-
 // TestClusterBenchmark measures a 3-process loopback cluster with fsync on,
 // through the client, in the shape of ../shared/peers (etcd put/get):
 //
@@ -367,7 +278,7 @@ func TestClusterBenchmark(t *testing.T) {
 	line("meta", "copycat_go="+goruntime.Version(), fmt.Sprintf("gomaxprocs=%d", goruntime.GOMAXPROCS(0)),
 		"members=3", "fsync=on", "storage=bolt", "net=loopback_tcp", fmt.Sprintf("leader=%d", lead),
 		"dur="+cfg.dur.String(), "warm="+cfg.warm.String(), "date="+time.Now().UTC().Format(time.RFC3339))
-	c0 := cpuSnap()
+	c0 := loadgen.CPUSnap()
 	ctx := context.Background()
 
 	type handle struct {
@@ -436,8 +347,8 @@ func TestClusterBenchmark(t *testing.T) {
 			hs := connect(c)
 			cpu := phaseCPU(pc, lead, cfg.warm, cfg.dur)
 			r := runTimed(t, c, cfg.warm, cfg.dur, putOp(hs))
-			line("copycat put", append([]string{fmt.Sprintf("c=%d", c), fmt.Sprintf("size=%d", cfg.size)}, r.fields()...)...)
-			line(cpuPerOpLine(fmt.Sprintf("phase=put_c=%d", c), <-cpu, r.n, followers))
+			line("copycat put", append([]string{fmt.Sprintf("c=%d", c), fmt.Sprintf("size=%d", cfg.size)}, resultFields(r)...)...)
+			line(cpuPerOpLine(fmt.Sprintf("phase=put_c=%d", c), <-cpu, r.N, followers))
 			closeAll(hs)
 		}
 	}
@@ -446,8 +357,8 @@ func TestClusterBenchmark(t *testing.T) {
 		hs := connect(clients)
 		cpu := phaseCPU(pc, lead, cfg.warm, cfg.dur)
 		r := runTimed(t, callers, cfg.warm, cfg.dur, putOp(hs))
-		line("copycat put", append([]string{fmt.Sprintf("c=%d", callers), fmt.Sprintf("clients=%d", clients), fmt.Sprintf("size=%d", cfg.size)}, r.fields()...)...)
-		line(cpuPerOpLine(fmt.Sprintf("phase=put_c=%d_clients=%d", callers, clients), <-cpu, r.n, followers))
+		line("copycat put", append([]string{fmt.Sprintf("c=%d", callers), fmt.Sprintf("clients=%d", clients), fmt.Sprintf("size=%d", cfg.size)}, resultFields(r)...)...)
+		line(cpuPerOpLine(fmt.Sprintf("phase=put_c=%d_clients=%d", callers, clients), <-cpu, r.N, followers))
 		closeAll(hs)
 	}
 	if has("get") {
@@ -472,7 +383,7 @@ func TestClusterBenchmark(t *testing.T) {
 				}
 				return err
 			})
-			line("copycat get", append([]string{fmt.Sprintf("c=%d", cfg.getClients), "mode=" + mode.name}, r.fields()...)...)
+			line("copycat get", append([]string{fmt.Sprintf("c=%d", cfg.getClients), "mode=" + mode.name}, resultFields(r)...)...)
 		}
 		closeAll(hs)
 	}
@@ -494,13 +405,15 @@ func TestClusterBenchmark(t *testing.T) {
 				_, err := ctrs[w].Add(ctx, 1)
 				return err
 			})
-			line("copycat add", append([]string{fmt.Sprintf("c=%d", c), "resource=counter"}, r.fields()...)...)
+			line("copycat add", append([]string{fmt.Sprintf("c=%d", c), "resource=counter"}, resultFields(r)...)...)
 			for _, cli := range clis {
 				_ = cli.Close()
 			}
 		}
 	}
-	line(cpuLine(c0, cpuSnap()))
+	if l := loadgen.CPULine("copycat", c0, loadgen.CPUSnap()); l != "" {
+		line(l)
+	}
 	if l, _ := pc.leader(); l != lead {
 		t.Logf("leadership moved during the run: %d -> %d", lead, l)
 	}
