@@ -207,14 +207,15 @@ func TestPipeline_LeaderCommitsDuringItsWriteAndAppliesAfter(t *testing.T) {
 	release := pn.st.holdSaves(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	before := pn.n.Status().LastIndex
 	out, err := pn.n.ProposeAsync(ctx, []byte("x"))
 	require.NoError(t, err)
-	<-pn.st.entered // the writer is inside Save now
+	<-pn.st.entered // the writer is inside a Save now (the proposal's or one it waits behind)
 	var idx uint64
 	waitFor(t, "the followers' acknowledgements to commit the entry", func() bool {
 		st := pn.n.Status()
 		idx = st.LastIndex
-		return st.HardState.Commit == st.LastIndex
+		return st.LastIndex > before && st.HardState.Commit == st.LastIndex
 	})
 	select {
 	case o := <-out:
@@ -256,11 +257,13 @@ func TestPipeline_LeaderDoesNotCountItsWriteInFlight(t *testing.T) {
 	release := pn.st.holdSaves(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	before := pn.n.Status().LastIndex
 	out, err := pn.n.ProposeAsync(ctx, []byte("x"))
 	require.NoError(t, err)
 	<-pn.st.entered
 	// Let one follower acknowledge: with the leader's copy in flight that
 	// is one durable copy of three.
+	waitFor(t, "the proposal to be appended", func() bool { return pn.n.Status().LastIndex > before })
 	st := pn.n.Status()
 	pn.n.Step([]raft.Message{{Type: raft.MsgAppResp, From: 2, To: 1, Term: st.HardState.Term, Index: st.LastIndex}})
 	var got raft.Status
