@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+
+	"github.com/copycat-go/copycat/runtime/raft"
 )
 
 // Keys of the records every file keeps in raft-boltdb's stable-store bucket.
@@ -107,11 +109,12 @@ func scanBolt(path string) (*boltContents, error) {
 	return c, err
 }
 
-// createBolt writes a new file at path holding the given records: first
-// under a temporary name, then renamed into place and the directory synced,
-// so that a crash leaves either no file or a complete one. Open removes
-// leftover temporary files. The file is then reopened for use.
-func createBolt(path string, o *Options, records [][2][]byte, failBefore, failAfter string) (*raftboltdb.BoltStore, error) {
+// createBolt writes a new file at path holding the given records and
+// entries: first under a temporary name, then renamed into place and the
+// directory synced, so that a crash leaves either no file or a complete
+// one. Open removes leftover temporary files. The file is then reopened for
+// use, without syncs if lazy (a head segment, which its journal covers).
+func createBolt(path string, o *Options, records [][2][]byte, ents []raft.Entry, lazy bool, failBefore, failAfter string) (*raftboltdb.BoltStore, error) {
 	tmp := path + tmpSuffix
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -122,6 +125,12 @@ func createBolt(path string, o *Options, records [][2][]byte, failBefore, failAf
 	}
 	for _, r := range records {
 		if err := store.Set(r[0], r[1]); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
+	if len(ents) > 0 {
+		if err := storeEntries(store, ents); err != nil {
 			store.Close()
 			return nil, err
 		}
@@ -141,7 +150,7 @@ func createBolt(path string, o *Options, records [][2][]byte, failBefore, failAf
 	if err := fail(failAfter); err != nil {
 		return nil, err
 	}
-	return raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: o.BoltOptions, NoSync: o.NoSync})
+	return raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: o.BoltOptions, NoSync: o.NoSync || lazy})
 }
 
 const tmpSuffix = ".tmp"

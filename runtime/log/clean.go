@@ -205,7 +205,7 @@ func (l *Log) cleanStep(point uint64, g cleanGroup, live func(uint64) bool, st *
 				return true
 			}
 			var e raft.Entry
-			if e, err = s.get(i); err == nil {
+			if e, err = s.getStored(i); err == nil {
 				err = w.add(e)
 			}
 			kept++

@@ -61,7 +61,9 @@ func (l *Log) Compact(snap raft.Snapshot) error {
 		l.image = snap.Data
 	}
 	l.cache.dropBelow(meta.Index + 1)
-	l.sealHead()
+	if err := l.sealHead(); err != nil {
+		return l.fail(err)
+	}
 	if err := l.removeImage(old); err != nil {
 		return l.fail(err)
 	}
@@ -93,23 +95,24 @@ func (l *Log) checkCompact(meta raft.SnapshotMeta) error {
 
 // sealHead seals the head if the compaction point lies in it and it is
 // large enough to be worth cleaning. Callers hold mu.
-func (l *Log) sealHead() {
+func (l *Log) sealHead() error {
 	n := len(l.segs)
 	if n == 0 {
-		return
+		return nil
 	}
 	h := l.segs[n-1]
 	if h.sealed || h.empty() || h.first > l.comp.meta.Index {
-		return
+		return nil
 	}
 	size, err := h.size()
 	if err != nil {
 		l.logger.Warn("log: not sealing the head segment", "err", err)
-		return
+		return nil
 	}
 	if size > l.opts.SegmentSize/4 {
-		h.sealed = true
+		return h.seal(l.opts.NoSync)
 	}
+	return nil
 }
 
 // removeImage deletes the image of the compaction state old, if it had one,

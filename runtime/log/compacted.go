@@ -35,7 +35,14 @@ func (l *Log) Compacted(fn func(raft.Entry) error) error {
 			if s.last < floor {
 				continue
 			}
-			spans = append(spans, span{seg: s, lo: max(s.first, floor), hi: min(s.last, c)})
+			hi := min(s.last, c)
+			if hi > s.stored { // the head's pending entries: into bolt, where fn can read them unlocked
+				if err := s.flush(); err != nil {
+					l.mu.Unlock()
+					return err
+				}
+			}
+			spans = append(spans, span{seg: s, lo: max(s.first, floor), hi: hi})
 			segs = append(segs, s)
 		}
 	}
@@ -62,7 +69,7 @@ func (l *Log) Compacted(fn func(raft.Entry) error) error {
 				return false
 			}
 			var e raft.Entry
-			if e, err = sp.seg.get(i); err != nil {
+			if e, err = sp.seg.getStored(i); err != nil {
 				return false
 			}
 			if batch = append(batch, e); len(batch) == compactedBatch {

@@ -58,12 +58,12 @@ func TestCrashRecoveryCleaning(t *testing.T) {
 			"image.before-rename image.after-rename compact.meta compact.remove-image"},
 		{"install", base, nil, func(s Store) error { return s.Install(snap(40, 5, "image at 40"), streamOf(installed)) }, nil,
 			"install.stage install.stage install.stage install.stage image.before-rename image.after-rename install.commit " +
-				"install.remove install.remove install.remove install.remove install.remove install.remove install.phase2 " +
+				"install.remove install.remove install.remove install.remove install.remove install.remove install.remove install.phase2 " +
 				"install.promote install.promote install.promote install.promote install.done"},
 		{"clean rewriting", compactAll, nil, func(s Store) error { _, err := cleanNow(s, keep(2, 7, 13, 21)); return err }, keep(2, 7, 13, 21),
 			strings.Repeat("clean.before-rename clean.after-rename ", 4) + "clean.before-rename clean.after-rename"},
 		{"clean merging", compactAll, func(o *Options) { o.SegmentSize = 1 << 20 }, func(s Store) error { _, err := cleanNow(s, keep(2, 13)); return err }, keep(2, 13),
-			"clean.before-rename clean.after-rename clean.remove clean.remove clean.remove"},
+			"clean.before-rename clean.after-rename clean.remove clean.remove clean.remove clean.remove"},
 	}
 	for _, tt := range ops {
 		t.Run(tt.name, func(t *testing.T) {

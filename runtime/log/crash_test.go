@@ -57,13 +57,13 @@ func TestCrashRecovery(t *testing.T) {
 		points  string // the failpoints the operation passes, in order
 	}{
 		{"append with roll", save(raft.HardState{Term: 3, Vote: 1, Commit: 20}, mkEnts(26, 31, 3)), false,
-			"roll.before-rename roll.after-rename append.store save.hardstate"},
+			"seal.sync seal.remove-journal roll.before-rename roll.after-rename journal.before-rename journal.append save.hardstate"},
 		{"truncate inside a segment", save(raft.HardState{Term: 4, Vote: 2, Commit: 7}, mkEnts(8, 13, 4)), false,
-			"truncate.remove truncate.remove truncate.remove truncate.delete-range roll.before-rename roll.after-rename append.store save.hardstate"},
+			"truncate.remove truncate.remove truncate.remove truncate.delete-range roll.before-rename roll.after-rename journal.before-rename journal.append save.hardstate"},
 		{"truncate at a segment start", save(raft.HardState{Term: 4, Vote: 2, Commit: 10}, mkEnts(11, 14, 4)), false,
-			"truncate.remove truncate.remove truncate.remove roll.before-rename roll.after-rename append.store save.hardstate"},
+			"truncate.remove truncate.remove truncate.remove roll.before-rename roll.after-rename journal.before-rename journal.append save.hardstate"},
 		{"truncate everything", save(raft.HardState{Term: 5, Vote: 2}, mkEnts(1, 3, 5)), false,
-			"truncate.remove truncate.remove truncate.remove truncate.remove truncate.remove roll.before-rename roll.after-rename append.store save.hardstate"},
+			"truncate.remove truncate.remove truncate.remove truncate.remove truncate.remove roll.before-rename roll.after-rename journal.before-rename journal.append save.hardstate"},
 		{"compact inside", compact(raft.SnapshotMeta{Index: 12, Term: 2, Config: testConfig}), true,
 			"compact.meta compact.remove compact.remove"},
 		{"compact beyond the last entry", compact(raft.SnapshotMeta{Index: 40, Term: 5}), true,
@@ -146,19 +146,38 @@ func TestCrashRecovery(t *testing.T) {
 	}
 }
 
-// TestCrashAfterRollLeavesEmptyHead checks the state a crash right after a
-// roll leaves: an empty head segment, which Open accepts and the next
-// batch fills.
+// TestCrashAfterRollLeavesEmptyHead checks the states a crash during a roll
+// leaves: an empty head segment, with or without its journal (a crash
+// between the two files), which Open accepts and the next batch fills.
 func TestCrashAfterRollLeavesEmptyHead(t *testing.T) {
-	l, all := fiveSegments(t)
-	setFailpoint(t, 1) // roll.after-rename
-	require.ErrorIs(t, l.Save(raft.HardState{}, mkEnts(26, 27, 3)), errInjected)
-	l.crash()
-	failpoint = nil
-	_, err := os.Stat(segPath(l.opts.Dir, 26))
-	require.NoError(t, err, "the new segment exists")
-	l = openLog(t, l.opts)
-	assert.Equal(t, all, viewOf(t, l).Entries)
-	require.NoError(t, l.Save(raft.HardState{}, mkEnts(26, 28, 3)))
-	assert.Equal(t, []uint64{1, 6, 11, 16, 21, 26}, segmentFiles(t, l.opts.Dir))
+	for _, point := range []string{"roll.after-rename", "journal.before-rename", "journal.append"} {
+		t.Run(point, func(t *testing.T) {
+			l, all := fiveSegments(t)
+			failAt(t, point)
+			require.ErrorIs(t, l.Save(raft.HardState{}, mkEnts(26, 27, 3)), errInjected)
+			l.crash()
+			failpoint = nil
+			_, err := os.Stat(segPath(l.opts.Dir, 26))
+			require.NoError(t, err, "the new segment exists")
+			l = openLog(t, l.opts)
+			assert.Equal(t, all, viewOf(t, l).Entries)
+			require.NoError(t, l.Save(raft.HardState{}, mkEnts(26, 28, 3)))
+			assert.Equal(t, []uint64{1, 6, 11, 16, 21, 26}, segmentFiles(t, l.opts.Dir))
+			l = reopen(t, l)
+			assert.Equal(t, append(all, mkEnts(26, 28, 3)...), viewOf(t, l).Entries)
+		})
+	}
+}
+
+// failAt makes the failpoint called name fail, the first time it is reached.
+func failAt(t *testing.T, name string) {
+	done := false
+	failpoint = func(n string) error {
+		if n == name && !done {
+			done = true
+			return errInjected
+		}
+		return nil
+	}
+	t.Cleanup(func() { failpoint = nil })
 }

@@ -65,20 +65,20 @@ func TestOpenDamaged(t *testing.T) {
 			return segPath(dir, 6)
 		}, ErrCorrupt},
 		{"raft-boltdb store", func(t *testing.T, dir string) string {
-			require.NoError(t, os.Remove(segPath(dir, 21)))
-			store, err := raftboltdb.NewBoltStore(segPath(dir, 21))
+			require.NoError(t, os.Remove(segPath(dir, 16)))
+			store, err := raftboltdb.NewBoltStore(segPath(dir, 16))
 			require.NoError(t, err)
-			require.NoError(t, store.StoreLog(&hraft.Log{Index: 21, Term: 3, Data: []byte("x")}))
+			require.NoError(t, store.StoreLog(&hraft.Log{Index: 16, Term: 2, Data: []byte("x")}))
 			require.NoError(t, store.Close())
-			return segPath(dir, 21)
+			return segPath(dir, 16)
 		}, ErrForeign},
 		{"other bolt database", func(t *testing.T, dir string) string {
-			require.NoError(t, os.Remove(segPath(dir, 21)))
-			db, err := bbolt.Open(segPath(dir, 21), 0o600, nil)
+			require.NoError(t, os.Remove(segPath(dir, 16)))
+			db, err := bbolt.Open(segPath(dir, 16), 0o600, nil)
 			require.NoError(t, err)
 			require.NoError(t, db.Update(func(tx *bbolt.Tx) error { _, err := tx.CreateBucket([]byte("users")); return err }))
 			require.NoError(t, db.Close())
-			return segPath(dir, 21)
+			return segPath(dir, 16)
 		}, ErrForeign},
 		{"segment of another log", func(t *testing.T, dir string) string {
 			other := closedFiveSegments(t)
@@ -100,8 +100,8 @@ func TestOpenDamaged(t *testing.T) {
 			return segPath(dir, 16)
 		}, ErrCorrupt},
 		{"undecodable entry", func(t *testing.T, dir string) string {
-			rewriteEntry(t, segPath(dir, 21), raft.Entry{Index: 21, Term: 3}, []byte{0xc1, 0xff})
-			return segPath(dir, 21)
+			rewriteEntry(t, segPath(dir, 16), raft.Entry{Index: 20, Term: 2}, []byte{0xc1, 0xff})
+			return segPath(dir, 16)
 		}, ErrCorrupt},
 		{"entry stored under another index", func(t *testing.T, dir string) string {
 			store, err := raftboltdb.NewBoltStore(segPath(dir, 6))
@@ -142,6 +142,27 @@ func TestOpenDamaged(t *testing.T) {
 			v[7] ^= 1 // term
 			require.NoError(t, store.Set(keyHardState, v))
 			require.NoError(t, store.Close())
+			return p
+		}, ErrCorrupt},
+		{"journal header", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, journalName(21))
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			b[journalRecordHeader+2] ^= 0x20 // in the magic
+			require.NoError(t, os.WriteFile(p, b, 0o600))
+			return p
+		}, ErrCorrupt},
+		{"journal of another log", func(t *testing.T, dir string) string {
+			other := closedFiveSegments(t)
+			b, err := os.ReadFile(filepath.Join(other, journalName(21)))
+			require.NoError(t, err)
+			p := filepath.Join(dir, journalName(21))
+			require.NoError(t, os.WriteFile(p, b, 0o600))
+			return p
+		}, ErrForeign},
+		{"journal under another name", func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, journalName(22))
+			require.NoError(t, os.Rename(filepath.Join(dir, journalName(21)), p))
 			return p
 		}, ErrCorrupt},
 		{"missing stable store", func(t *testing.T, dir string) string {

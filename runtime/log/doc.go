@@ -9,6 +9,7 @@
 //	stable.db                        hard state, compaction point, identity
 //	segment-00000000000000000001.db  a cleaned segment: the live entries of [1, 52730]
 //	segment-00000000000000052731.db  entries from 52731 on (the head)
+//	segment-00000000000000052731.journal  the head's journal: its entries, synced once per Save
 //	image-<index>-<term>.snap        the state image at the compaction point
 //
 // Every .db file is a github.com/hashicorp/raft-boltdb/v2 BoltStore.
@@ -20,10 +21,13 @@
 // index range starting at the index in its name, which it also records,
 // together with the format and the log's identity, so that a foreign bolt
 // file, a renamed file or a file from another log's directory is refused by
-// name. The head segment takes appends, one StoreLogs transaction (one
-// fsync) per Save; once its file passes Options.SegmentSize, the next batch
-// starts a new segment, and the old head is sealed: it never takes appends
-// again.
+// name. The head segment takes appends: each Save appends its batch to the
+// head's journal with one fdatasync, and the entries reach the head's bolt
+// file in larger, unsynced transactions (see journal.go: a bolt commit
+// syncs twice and rewrites pages, which made it most of a Save's cost).
+// Once the head passes Options.SegmentSize, the next batch starts a new
+// segment, and the old head is sealed — its bolt file written out and
+// synced, its journal deleted — and never takes appends again.
 //
 // Entries are stored as raft-boltdb's raft.Log: Index and Term in its own
 // fields, our Type, Timestamp and Data msgpack-encoded by hand into its Data
@@ -56,10 +60,18 @@
 // acknowledged, and the state before or after each compaction step:
 //
 //   - Save writes entries, then the hard state (see Log.Save for why either
-//     order is safe and why this one).
+//     order is safe and why this one). The entries are durable once the
+//     journal's record is; Open rebuilds the head's bolt file from the
+//     journal, never trusting the unsynced file, and drops a last record a
+//     crash cut short (see journal.go for how it is told from damage).
+//   - Sealing a head writes its pending entries to its bolt file, syncs it,
+//     then deletes the journal and syncs the directory. Open deletes a
+//     journal below the last segment (a seal whose removal was lost), and
+//     seals a non-empty last segment that has no journal.
 //   - A new segment is written under a temporary name with its records and
-//     renamed into place, then the directory is synced. Open deletes
-//     temporary files; an empty head segment is valid.
+//     renamed into place, then the directory is synced; then its journal,
+//     the same way. Open deletes temporary files; an empty head segment is
+//     valid, with or without its journal (Open creates a missing one).
 //   - Truncation deletes the segments above the truncation point highest
 //     first, syncing the directory after each, then deletes the suffix of the
 //     segment keeping a prefix in one transaction.

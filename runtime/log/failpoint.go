@@ -8,7 +8,10 @@ package log
 //	roll.after-rename       new segment renamed, not yet in use
 //	truncate.remove         before deleting each segment above the truncation point
 //	truncate.delete-range   before deleting the suffix inside the segment that keeps a prefix
-//	append.store            before the batch's StoreLogs transaction
+//	seal.sync               before a head's bolt file is synced, as it is sealed
+//	seal.remove-journal     a sealed head's bolt file synced, its journal not yet removed
+//	journal.before-rename   a new head's journal written under its temporary name
+//	journal.append          before the batch's journal record is written
 //	save.hardstate          entries durable, hard state not yet written
 //	compact.meta            before the compaction point is written (Compact, SetCompaction)
 //	compact.remove          before deleting each segment dropped by SetCompaction

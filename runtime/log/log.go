@@ -193,10 +193,7 @@ func (l *Log) write(ents []raft.Entry) error {
 	if err != nil {
 		return err
 	}
-	if err := fail("append.store"); err != nil {
-		return err
-	}
-	if err := head.append(ents); err != nil {
+	if err := head.append(ents, int(min(maxPendingFlush, l.opts.SegmentSize/4))); err != nil {
 		return err
 	}
 	l.cache.append(ents)
@@ -228,7 +225,7 @@ func (l *Log) truncate(idx uint64) error {
 		if err := fail("truncate.delete-range"); err != nil {
 			return err
 		}
-		return s.truncateFrom(idx)
+		return s.truncateFrom(idx, l.opts.NoSync)
 	}
 	return nil
 }
@@ -257,12 +254,14 @@ func (l *Log) head(idx uint64) (*segment, error) {
 			}
 		}
 	}
-	s, err := createSegment(l.opts.Dir, idx, &l.opts, l.stable.id)
+	if n > 0 && !l.segs[n-1].sealed {
+		if err := l.segs[n-1].seal(l.opts.NoSync); err != nil {
+			return nil, err
+		}
+	}
+	s, err := createHead(l.opts.Dir, idx, &l.opts, l.stable.id)
 	if err != nil {
 		return nil, err
-	}
-	if n > 0 {
-		l.segs[n-1].sealed = true
 	}
 	l.segs = append(l.segs, s)
 	return s, nil

@@ -17,6 +17,7 @@ const installSuffix = ".install"
 // dirFiles is what a log directory holds, by kind.
 type dirFiles struct {
 	segments []uint64 // first indexes of segment-*.db, ascending
+	journals []uint64 // first indexes of segment-*.journal, ascending
 	installs []string // names of staged segments
 	images   []string // names of image files
 	temps    []string // names of *.tmp files
@@ -41,12 +42,15 @@ func listDir(dir string) (dirFiles, error) {
 		default:
 			if first, ok := parseSegmentName(name); ok {
 				f.segments = append(f.segments, first)
+			} else if first, ok := parseJournalName(name); ok {
+				f.journals = append(f.journals, first)
 			} else if _, _, ok := parseImageName(name); ok {
 				f.images = append(f.images, name)
 			}
 		}
 	}
 	slices.Sort(f.segments)
+	slices.Sort(f.journals)
 	return f, nil
 }
 
@@ -97,8 +101,22 @@ func (l *Log) load() error {
 	if err := l.removeStrays(files); err != nil {
 		return err
 	}
+	headFirst, err := l.removeStaleJournals(files)
+	if err != nil {
+		return err
+	}
 	for _, first := range files.segments {
+		if first == headFirst {
+			continue
+		}
 		s, err := openSegment(filepath.Join(l.opts.Dir, segmentName(first)), first, &l.opts, l.stable.id, l.stable.path)
+		if err != nil {
+			return err
+		}
+		l.segs = append(l.segs, s)
+	}
+	if headFirst != 0 {
+		s, err := rebuildHead(l.opts.Dir, headFirst, &l.opts, l.stable.id)
 		if err != nil {
 			return err
 		}
@@ -116,6 +134,60 @@ func (l *Log) load() error {
 	for k := 0; k+1 < len(l.segs); k++ {
 		l.segs[k].sealed = true
 	}
+	return l.prepareHead()
+}
+
+// removeStaleJournals deletes the journals that belong to no head and
+// returns the first index of the head's journal, 0 if there is none. Only
+// the journal at or above every segment's first index can be the head's: a
+// lower one survived the sealing of its segment (whose bolt file was synced
+// before the journal was removed) in a crash that lost the removal.
+func (l *Log) removeStaleJournals(files dirFiles) (uint64, error) {
+	n := len(files.journals)
+	if n == 0 {
+		return 0, nil
+	}
+	head := files.journals[n-1]
+	stale := files.journals[:n-1]
+	if k := len(files.segments); k > 0 && head < files.segments[k-1] {
+		stale, head = files.journals, 0
+	}
+	for _, first := range stale {
+		path := filepath.Join(l.opts.Dir, journalName(first))
+		l.logger.Info("log: removing the journal of a sealed segment", "file", path)
+		if err := os.Remove(path); err != nil {
+			return 0, fmt.Errorf("log: open %s: %w", l.opts.Dir, err)
+		}
+	}
+	if head != 0 && !slices.Contains(files.segments, head) {
+		l.logger.Info("log: recreating a head segment from its journal", "file", filepath.Join(l.opts.Dir, journalName(head)))
+	}
+	return head, nil
+}
+
+// prepareHead makes the last segment ready to take appends: a head without
+// a journal is sealed if it holds entries (its file was synced by a log
+// predating journals, or as a sealed segment a truncation left last) and
+// given a journal if it is empty (a crash came between its creation and
+// its journal's).
+func (l *Log) prepareHead() error {
+	n := len(l.segs)
+	if n == 0 {
+		return nil
+	}
+	h := l.segs[n-1]
+	switch {
+	case h.journal != nil || h.sealed:
+		return nil
+	case h.cleaned || !h.empty():
+		h.sealed = true
+		return nil
+	}
+	j, err := createJournal(l.opts.Dir, h.first, l.stable.id, &l.opts)
+	if err != nil {
+		return err
+	}
+	h.journal = j
 	return nil
 }
 
@@ -139,6 +211,9 @@ func (l *Log) completeInstall() error {
 		var old []string
 		for _, first := range slices.Backward(files.segments) {
 			old = append(old, segmentName(first))
+		}
+		for _, first := range files.journals {
+			old = append(old, journalName(first))
 		}
 		for _, name := range files.images {
 			if name != keep {

@@ -54,6 +54,17 @@ type segment struct {
 	// and the head once Compact seals it. Only sealed segments are cleaned.
 	sealed bool
 	store  *raftboltdb.BoltStore
+	// journal is the head's journal (see journal.go), nil for every other
+	// segment. A segment with a journal has its bolt file written without
+	// syncs, in transactions of pendingFlush bytes: pending holds the
+	// entries after stored, durable in the journal and not yet in bolt.
+	journal      *journal
+	pending      []raft.Entry
+	pendingBytes int
+	stored       uint64 // the last index in the bolt file
+	// lazy marks a store opened without syncs (a head with a journal, or
+	// one that was): a write to it after sealing must sync by itself.
+	lazy bool
 	// refs counts readers holding the segment outside Log.mu (Compacted).
 	// A segment leaving the log while referenced is retired: the last
 	// reader closes it.
@@ -146,6 +157,7 @@ func openSegment(path string, first uint64, o *Options, logID []byte, owner stri
 		store.Close()
 		return nil, err
 	}
+	s.stored = s.last
 	return s, nil
 }
 
@@ -192,21 +204,69 @@ func decodeRange(v []byte) (first, last uint64, err error) {
 	return binary.BigEndian.Uint64(body), binary.BigEndian.Uint64(body[8:]), nil
 }
 
-// createSegment starts a new, empty segment at first (see createBolt for the
-// crash ordering).
-func createSegment(dir string, first uint64, o *Options, logID []byte) (*segment, error) {
-	s := &segment{path: filepath.Join(dir, segmentName(first)), first: first, last: first - 1}
-	records := [][2][]byte{{keyFormat, []byte(segmentFormat)}, {keyLogID, logID}, {keyFirst, uint64Bytes(first)}}
-	store, err := createBolt(s.path, o, records, "roll.before-rename", "roll.after-rename")
-	if err != nil {
-		return nil, s.errorf("create: %w", err)
+// createHead starts a new, empty head segment at first, with its journal:
+// the bolt file is created and synced (see createBolt for the crash
+// ordering) and then opened without syncs, the journal created after it.
+// A crash between the two leaves an empty segment without a journal, which
+// Open gives one.
+func createHead(dir string, first uint64, o *Options, logID []byte) (*segment, error) {
+	s := &segment{path: filepath.Join(dir, segmentName(first)), first: first, last: first - 1, stored: first - 1}
+	if err := s.create(o, logID, nil); err != nil {
+		return nil, err
 	}
-	s.store = store
+	j, err := createJournal(dir, first, logID, o)
+	if err != nil {
+		s.close()
+		return nil, s.errorf("%w", err)
+	}
+	s.journal = j
 	return s, nil
 }
 
-// get reads entry i, which the segment must hold.
+// create writes the segment's bolt file with its records and ents, synced,
+// and opens it without syncs for the journal's head.
+func (s *segment) create(o *Options, logID []byte, ents []raft.Entry) error {
+	records := [][2][]byte{{keyFormat, []byte(segmentFormat)}, {keyLogID, logID}, {keyFirst, uint64Bytes(s.first)}}
+	store, err := createBolt(s.path, o, records, ents, true, "roll.before-rename", "roll.after-rename")
+	if err != nil {
+		return s.errorf("create: %w", err)
+	}
+	s.store, s.lazy = store, true
+	if len(ents) > 0 {
+		s.last = ents[len(ents)-1].Index
+		s.stored = s.last
+	}
+	return nil
+}
+
+// rebuildHead recreates the bolt file of the head segment starting at first
+// from its journal, which Open trusts and the unsynced bolt file it does
+// not (see journal.go).
+func rebuildHead(dir string, first uint64, o *Options, logID []byte) (*segment, error) {
+	j, c, err := openJournal(filepath.Join(dir, journalName(first)), first, logID, o)
+	if err != nil {
+		return nil, err
+	}
+	s := &segment{path: filepath.Join(dir, segmentName(first)), first: first, last: first - 1, stored: first - 1}
+	if err := s.create(o, logID, c.ents); err != nil {
+		j.close()
+		return nil, err
+	}
+	s.journal = j
+	return s, nil
+}
+
+// get reads entry i, which the segment must hold. Callers hold Log.mu.
 func (s *segment) get(i uint64) (raft.Entry, error) {
+	if i > s.stored && i <= s.last {
+		return s.pending[i-s.stored-1], nil
+	}
+	return s.getStored(i)
+}
+
+// getStored reads entry i from the bolt file. It needs no lock for entries
+// at or below stored that no truncation can reach (Compacted's).
+func (s *segment) getStored(i uint64) (raft.Entry, error) {
 	var l hraft.Log
 	// A value damaged on disk reaches go-msgpack here; keep whatever it
 	// does with garbage an error.
@@ -230,56 +290,149 @@ func (s *segment) get(i uint64) (raft.Entry, error) {
 	return e, nil
 }
 
-// append writes ents, which start at last+1, in one transaction.
-func (s *segment) append(ents []raft.Entry) error {
-	if err := s.put(ents); err != nil {
+// maxPendingFlush bounds how many bytes of entries a head with a journal
+// gathers before writing them to its bolt file in one transaction; a
+// quarter of the segment size if that is less, so that the bolt file's
+// size follows the segment's closely enough to seal it near SegmentSize.
+const maxPendingFlush = 256 << 10
+
+// append writes ents, which start at last+1: to the journal, durably, and
+// to the bolt file once enough have gathered; without a journal, in one
+// synced transaction.
+func (s *segment) append(ents []raft.Entry, flushAt int) error {
+	last := ents[len(ents)-1].Index
+	if s.journal == nil {
+		if err := s.put(ents); err != nil {
+			return err
+		}
+		s.last, s.stored = last, last
+		return nil
+	}
+	if err := s.journal.append(ents); err != nil {
 		return err
 	}
-	s.last = ents[len(ents)-1].Index
+	s.pending = append(s.pending, ents...)
+	for k := range ents {
+		s.pendingBytes += len(ents[k].Data) + 32
+	}
+	s.last = last
+	if s.pendingBytes >= flushAt {
+		return s.flush()
+	}
+	return nil
+}
+
+// flush writes the pending entries to the bolt file, unsynced.
+func (s *segment) flush() error {
+	if len(s.pending) == 0 {
+		return nil
+	}
+	if err := s.put(s.pending); err != nil {
+		return err
+	}
+	s.stored = s.last
+	clear(s.pending)
+	s.pending, s.pendingBytes = s.pending[:0], 0
+	return nil
+}
+
+// seal makes the segment take no more appends. A head with a journal
+// writes its pending entries, syncs its bolt file and deletes the journal,
+// in that order: once the journal is gone the bolt file is the segment.
+func (s *segment) seal(noSync bool) error {
+	if s.journal != nil {
+		if err := s.flush(); err != nil {
+			return err
+		}
+		if err := fail("seal.sync"); err != nil {
+			return err
+		}
+		if !noSync {
+			if err := s.store.Sync(); err != nil {
+				return s.errorf("seal: sync: %w", err)
+			}
+		}
+		if err := fail("seal.remove-journal"); err != nil {
+			return err
+		}
+		if err := s.journal.remove(); err != nil {
+			return err
+		}
+		s.journal = nil
+	}
+	s.sealed = true
 	return nil
 }
 
 // put writes ents, ascending, in one transaction.
 func (s *segment) put(ents []raft.Entry) error {
-	logs := make([]hraft.Log, len(ents))
-	ptrs := make([]*hraft.Log, len(ents))
-	for i := range ents {
-		data, err := encodeEntry(&ents[i])
-		if err != nil {
-			return s.errorf("%w", err)
-		}
-		logs[i] = hraft.Log{Index: ents[i].Index, Term: ents[i].Term, Type: hraft.LogCommand, Data: data}
-		ptrs[i] = &logs[i]
-	}
-	if err := s.store.StoreLogs(ptrs); err != nil {
+	if err := storeEntries(s.store, ents); err != nil {
 		return s.errorf("store entries [%d, %d]: %w", ents[0].Index, ents[len(ents)-1].Index, err)
 	}
 	return nil
 }
 
-// truncateFrom deletes the entries from i on, in one transaction.
-func (s *segment) truncateFrom(i uint64) error {
-	if err := s.store.DeleteRange(i, s.last); err != nil {
-		return s.errorf("delete entries [%d, %d]: %w", i, s.last, err)
+// storeEntries writes ents, ascending, to store in one transaction.
+func storeEntries(store *raftboltdb.BoltStore, ents []raft.Entry) error {
+	logs := make([]hraft.Log, len(ents))
+	ptrs := make([]*hraft.Log, len(ents))
+	for i := range ents {
+		data, err := encodeEntry(&ents[i])
+		if err != nil {
+			return err
+		}
+		logs[i] = hraft.Log{Index: ents[i].Index, Term: ents[i].Term, Type: hraft.LogCommand, Data: data}
+		ptrs[i] = &logs[i]
+	}
+	return store.StoreLogs(ptrs)
+}
+
+// truncateFrom deletes the entries from i on: pending ones in memory (the
+// journal's next record truncates them there too), stored ones in one
+// transaction, synced unless the journal still covers them.
+func (s *segment) truncateFrom(i uint64, noSync bool) error {
+	if i <= s.stored {
+		if err := s.store.DeleteRange(i, s.stored); err != nil {
+			return s.errorf("delete entries [%d, %d]: %w", i, s.stored, err)
+		}
+		if s.lazy && s.journal == nil && !noSync {
+			if err := s.store.Sync(); err != nil {
+				return s.errorf("delete entries [%d, %d]: sync: %w", i, s.stored, err)
+			}
+		}
+		s.stored = i - 1
+	}
+	if k := i - s.stored - 1; k < uint64(len(s.pending)) {
+		clear(s.pending[k:])
+		s.pending = s.pending[:k]
+		s.pendingBytes = 0
+		for _, e := range s.pending {
+			s.pendingBytes += len(e.Data) + 32
+		}
 	}
 	s.last = i - 1
 	return nil
 }
 
-// size is the segment's file size, which decides when it is sealed.
+// size is the segment's size, which decides when it is sealed: its bolt
+// file's, plus what a head has pending for it.
 func (s *segment) size() (int64, error) {
 	st, err := os.Stat(s.path)
 	if err != nil {
 		return 0, s.errorf("%w", err)
 	}
-	return st.Size(), nil
+	return st.Size() + int64(s.pendingBytes), nil
 }
 
 func (s *segment) close() error {
-	if err := s.store.Close(); err != nil {
-		return s.errorf("close: %w", err)
+	var jerr error
+	if s.journal != nil {
+		jerr = s.journal.close()
 	}
-	return nil
+	if err := s.store.Close(); err != nil {
+		return s.errorf("close: %w", errors.Join(err, jerr))
+	}
+	return jerr
 }
 
 // unlink deletes the segment's file and syncs the directory, so that the
@@ -288,6 +441,17 @@ func (s *segment) close() error {
 func (s *segment) unlink(noSync bool) error {
 	if err := os.Remove(s.path); err != nil {
 		return s.errorf("remove: %w", err)
+	}
+	if s.journal != nil {
+		// The bolt file first, durably: a journal left alone brings the
+		// whole segment back at Open, while an unsynced bolt file left
+		// alone could be torn.
+		if err := syncDir(filepath.Dir(s.path), noSync); err != nil {
+			return s.errorf("remove: sync directory: %w", err)
+		}
+		if err := os.Remove(s.journal.path); err != nil {
+			return s.errorf("remove journal: %w", err)
+		}
 	}
 	if err := syncDir(filepath.Dir(s.path), noSync); err != nil {
 		return s.errorf("remove: sync directory: %w", err)

@@ -24,7 +24,8 @@ type SegmentUsage struct {
 	// Live is how many of them the live set reports live (entries above the
 	// compaction point count as live); zero unless Usage.LiveCounted.
 	Live int64
-	// Bytes is the file's size on disk.
+	// Bytes is the size on disk of the segment's files: its bolt file and,
+	// for the head, its journal.
 	Bytes int64
 }
 
@@ -82,8 +83,12 @@ func (l *Log) Usage(live func(index uint64) bool) (Usage, error) {
 	stablePath := l.stable.path
 	spans := make([]span, len(l.segs))
 	segs := make([]*segment, len(l.segs))
+	journals := make([]string, len(l.segs))
 	for k, s := range l.segs {
 		spans[k], segs[k] = span{seg: s, lo: s.first, hi: s.last}, s
+		if s.journal != nil {
+			journals[k] = s.journal.path
+		}
 		u.Segments = append(u.Segments, SegmentUsage{File: s.path, First: s.first, Last: s.last, Cleaned: s.cleaned, Sealed: s.sealed})
 	}
 	hold(segs) // keep the files (and their paths) from being reused while we stat them
@@ -105,6 +110,9 @@ func (l *Log) Usage(live func(index uint64) bool) (Usage, error) {
 	for k, sp := range spans {
 		su := &u.Segments[k]
 		su.Bytes = size(su.File)
+		if journals[k] != "" {
+			su.Bytes += size(journals[k])
+		}
 		sp.seg.each(sp.lo, sp.hi, func(i uint64) bool {
 			su.Entries++
 			if live != nil && i >= floor && (i > c || live(i)) {

@@ -22,7 +22,7 @@ func TestInspect(t *testing.T) {
 		Segments: []SegmentUsage{
 			{File: segPath(dir, 1), First: 1, Last: 10, Cleaned: true, Sealed: true, Entries: 1, Bytes: size(segmentName(1))},
 			{File: segPath(dir, 11), First: 11, Last: 25, Cleaned: true, Sealed: true, Entries: 1, Bytes: size(segmentName(11))},
-			{File: segPath(dir, 26), First: 26, Last: 27, Entries: 2, Bytes: size(segmentName(26))},
+			{File: segPath(dir, 26), First: 26, Last: 27, Entries: 2, Bytes: size(segmentName(26)) + size(journalName(26))},
 		},
 		Image: imagePath(dir), ImageBytes: size(imageName(25, 3)), StableBytes: size(stableFile),
 		Entries: 4,

@@ -1,0 +1,245 @@
+package log
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/copycat-go/copycat/runtime/raft"
+)
+
+// headWithBatches opens a log with one segment and writes the batches
+// [1,4), [4,7), [7,10) to its head, then abandons it as a killed process
+// would. It returns the options and the entries.
+func headWithBatches(t *testing.T) (Options, []raft.Entry) {
+	t.Helper()
+	o := testOptions(t.TempDir())
+	o.SegmentSize = 64 << 20
+	l := openLog(t, o)
+	var all []raft.Entry
+	for lo := uint64(1); lo < 10; lo += 3 {
+		ents := mkEnts(lo, lo+3, 1)
+		require.NoError(t, l.Save(raft.HardState{Term: 1}, ents))
+		all = append(all, ents...)
+	}
+	l.crash()
+	require.Equal(t, []uint64{1}, segmentFiles(t, o.Dir))
+	return o, all
+}
+
+// journalRecords returns the offsets of the journal's records after the
+// header.
+func journalRecords(t *testing.T, b []byte) []int {
+	t.Helper()
+	_, off, ok := readRecord(b)
+	require.True(t, ok)
+	var offs []int
+	for {
+		_, n, ok := readRecord(b[off:])
+		if !ok || n == journalRecordHeader {
+			return offs
+		}
+		offs = append(offs, off)
+		off += n
+	}
+}
+
+// TestOpenRebuildsHeadFromJournal checks that Open never trusts the head's
+// bolt file, which is written without syncs: whether it is missing, empty,
+// garbage or behind, the head comes back from the journal with every entry
+// a Save returned for.
+func TestOpenRebuildsHeadFromJournal(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		damage func(t *testing.T, path string)
+	}{
+		{"intact", func(t *testing.T, path string) {}},
+		{"missing", func(t *testing.T, path string) { require.NoError(t, os.Remove(path)) }},
+		{"empty", func(t *testing.T, path string) { require.NoError(t, os.Truncate(path, 0)) }},
+		{"garbage", func(t *testing.T, path string) {
+			require.NoError(t, os.WriteFile(path, []byte("not a bolt file at all"), 0o600))
+		}},
+		{"behind", func(t *testing.T, path string) { // a fresh segment file: the entries never reached it
+			dir := t.TempDir()
+			fo := testOptions(dir)
+			s, err := createHead(dir, 1, fo.EnsureDefaults(), nil)
+			require.NoError(t, err)
+			require.NoError(t, s.close())
+			b, err := os.ReadFile(segPath(dir, 1))
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(path, b, 0o600))
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o, all := headWithBatches(t)
+			tt.damage(t, segPath(o.Dir, 1))
+			l := openLog(t, o)
+			assert.Equal(t, all, viewOf(t, l).Entries)
+			more := mkEnts(10, 12, 2)
+			require.NoError(t, l.Save(raft.HardState{Term: 2}, more))
+			l = reopen(t, l)
+			assert.Equal(t, append(all, more...), viewOf(t, l).Entries)
+		})
+	}
+}
+
+// TestJournalTornTail checks that a last record a crash cut short (its Save
+// never returned) is dropped, whatever part of it reached the disk, and
+// that the log goes on from there.
+func TestJournalTornTail(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		tear func(b []byte, last, end int)
+	}{
+		{"payload cut", func(b []byte, last, end int) { clear(b[end-5 : end]) }},
+		{"payload garbled", func(b []byte, last, end int) { b[end-1] ^= 0xff }},
+		{"only the header written", func(b []byte, last, end int) { clear(b[last+journalRecordHeader : end]) }},
+		{"length garbled", func(b []byte, last, end int) { binary.BigEndian.PutUint32(b[last:], 1<<30) }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			o, all := headWithBatches(t)
+			path := filepath.Join(o.Dir, journalName(1))
+			b, err := os.ReadFile(path)
+			require.NoError(t, err)
+			offs := journalRecords(t, b)
+			require.Len(t, offs, 3)
+			last := offs[2]
+			end := last + journalRecordHeader + int(binary.BigEndian.Uint32(b[last:]))
+			tt.tear(b, last, end)
+			require.NoError(t, os.WriteFile(path, b, 0o600))
+
+			l := openLog(t, o)
+			assert.Equal(t, all[:6], viewOf(t, l).Entries, "the torn batch is dropped, the others kept")
+			more := mkEnts(7, 9, 2)
+			require.NoError(t, l.Save(raft.HardState{Term: 2}, more))
+			l = reopen(t, l)
+			assert.Equal(t, append(all[:6:6], more...), viewOf(t, l).Entries)
+		})
+	}
+}
+
+// TestJournalDamagedRecord checks that a damaged record with records after
+// it — not a torn write, which can only be the last — is refused by name
+// instead of silently dropping the acknowledged entries after it.
+func TestJournalDamagedRecord(t *testing.T) {
+	o, _ := headWithBatches(t)
+	path := filepath.Join(o.Dir, journalName(1))
+	b, err := os.ReadFile(path)
+	require.NoError(t, err)
+	offs := journalRecords(t, b)
+	b[offs[1]+journalRecordHeader+3] ^= 1
+	require.NoError(t, os.WriteFile(path, b, 0o600))
+	_, err = Open(o)
+	require.ErrorIs(t, err, ErrCorrupt)
+	assert.Contains(t, err.Error(), path)
+}
+
+// TestJournalTruncation checks that a batch overwriting the head's suffix
+// (a new leader's entries) is replayed as the truncation it was.
+func TestJournalTruncation(t *testing.T) {
+	o, all := headWithBatches(t)
+	l := openLog(t, o)
+	over := mkEnts(5, 7, 3)
+	require.NoError(t, l.Save(raft.HardState{Term: 3}, over))
+	want := append(all[:4:4], over...)
+	assert.Equal(t, want, viewOf(t, l).Entries)
+	l.crash()
+	l = openLog(t, o)
+	assert.Equal(t, want, viewOf(t, l).Entries)
+}
+
+// TestJournalKeepsNilData checks that entries come back from the journal as
+// saved: nil and empty data alike.
+func TestJournalKeepsNilData(t *testing.T) {
+	o := testOptions(t.TempDir())
+	o.SegmentSize = 64 << 20
+	l := openLog(t, o)
+	ents := []raft.Entry{
+		{Index: 1, Term: 1, Type: raft.EntryNoOp},
+		{Index: 2, Term: 1, Type: raft.EntryNormal, Timestamp: -5, Data: []byte{}},
+		{Index: 3, Term: 1, Type: raft.EntryConfig, Timestamp: 1 << 62, Data: []byte("c")},
+	}
+	require.NoError(t, l.Save(raft.HardState{Term: 1}, ents))
+	l.crash()
+	l = openLog(t, o)
+	assert.Equal(t, ents, viewOf(t, l).Entries)
+}
+
+// TestJournalGrowsInChunks checks that appends past the preallocated part
+// grow the file in zeroed chunks, that a batch larger than a chunk fits,
+// and that everything reads back.
+func TestJournalGrowsInChunks(t *testing.T) {
+	o := testOptions(t.TempDir())
+	o.SegmentSize = 64 << 20
+	l := openLog(t, o)
+	var all []raft.Entry
+	for lo := uint64(1); lo < 400; lo += 40 {
+		ents := mkEnts(lo, lo+40, 1)
+		for k := range ents {
+			ents[k].Data = make([]byte, 1000+k)
+		}
+		require.NoError(t, l.Save(raft.HardState{Term: 1}, ents))
+		all = append(all, ents...)
+	}
+	big := []raft.Entry{{Index: 401, Term: 1, Data: make([]byte, 3*maxJournalChunk)}}
+	require.NoError(t, l.Save(raft.HardState{Term: 1}, big))
+	all = append(all, big...)
+	st, err := os.Stat(filepath.Join(o.Dir, journalName(1)))
+	require.NoError(t, err)
+	hdr := int64(len(appendRecord(nil, journalHeader(1, l.stable.id))))
+	assert.Zero(t, (st.Size()-hdr)%journalChunk(o.SegmentSize), "grown in whole chunks")
+	assert.Greater(t, st.Size(), int64(3*maxJournalChunk))
+	l.crash()
+	l = openLog(t, o)
+	assert.Equal(t, all, viewOf(t, l).Entries)
+}
+
+// TestSealRemovesJournal checks that a sealed segment keeps no journal and
+// that a journal a crash left behind the head is removed at Open, not
+// replayed over the sealed segment.
+func TestSealRemovesJournal(t *testing.T) {
+	l, all := fiveSegments(t)
+	journals, err := filepath.Glob(filepath.Join(l.opts.Dir, "*"+journalSuffix))
+	require.NoError(t, err)
+	assert.Equal(t, []string{filepath.Join(l.opts.Dir, journalName(21))}, journals, "only the head has a journal")
+
+	// A stale journal of segment 11 (a seal whose removal a crash lost).
+	l.crash()
+	stale := filepath.Join(l.opts.Dir, journalName(11))
+	require.NoError(t, os.WriteFile(stale, nil, 0o600))
+	l = openLog(t, l.opts)
+	assert.Equal(t, all, viewOf(t, l).Entries)
+	assert.NoFileExists(t, stale)
+}
+
+// FuzzParseJournal feeds arbitrary bytes to the journal decoder: it must
+// return contents or an error, never panic, and only ever return entries
+// that are contiguous from the header's first index.
+func FuzzParseJournal(f *testing.F) {
+	id := []byte("0123456789abcdef")
+	hdr := appendRecord(nil, journalHeader(5, id))
+	f.Add(hdr)
+	f.Add(appendBatchRecord(append([]byte(nil), hdr...), mkEnts(5, 9, 2)))
+	two := appendBatchRecord(append([]byte(nil), hdr...), mkEnts(5, 9, 2))
+	two = appendBatchRecord(two, mkEnts(7, 8, 3))
+	f.Add(append(two, make([]byte, 64)...))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := parseJournal(data, nil)
+		if err != nil {
+			return
+		}
+		for k, e := range c.ents {
+			if e.Index != c.first+uint64(k) {
+				t.Fatalf("entry %d at position %d from %d", e.Index, k, c.first)
+			}
+		}
+		if c.end > int64(len(data)) {
+			t.Fatalf("end %d past %d bytes", c.end, len(data))
+		}
+	})
+}
