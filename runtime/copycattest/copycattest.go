@@ -45,6 +45,9 @@ type Options struct {
 	// server.Config); zero means the server's default. Small values make
 	// tests exercise images, cleaning and snapshot streams.
 	SnapshotEntries, TrailingEntries int
+	// SnapshotBytes takes an image once the entries applied since the last
+	// one hold this many bytes (see server.Config.SnapshotBytes).
+	SnapshotBytes int64
 	// NoCompaction keeps whole logs.
 	NoCompaction bool
 	// Disk keeps each member's log in a directory under the test's temporary
@@ -169,7 +172,7 @@ func (c *Cluster) newServer(m *Member, peers map[uint64]string) *server.Server {
 		Transport:    func(h transport.Handler) transport.Transport { return c.net.Endpoint(m.ID, h) },
 		TickInterval: TickInterval, ElectionTicks: ElectionTicks, HeartbeatTicks: 2,
 		MinSessionTimeout: MinSessionTimeout, Logger: c.logger.With("member", m.ID),
-		SnapshotEntries: c.opts.SnapshotEntries, TrailingEntries: c.opts.TrailingEntries, NoCompaction: c.opts.NoCompaction,
+		SnapshotEntries: c.opts.SnapshotEntries, TrailingEntries: c.opts.TrailingEntries, SnapshotBytes: c.opts.SnapshotBytes, NoCompaction: c.opts.NoCompaction,
 		SegmentSize: c.opts.SegmentSize,
 	}, c.types...)
 	if err != nil {

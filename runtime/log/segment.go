@@ -62,6 +62,9 @@ type segment struct {
 	pending      []raft.Entry
 	pendingBytes int
 	stored       uint64 // the last index in the bolt file
+	// fileBytes is a head's bolt file size as of its last write, so that
+	// deciding whether to roll costs no stat per Save.
+	fileBytes int64
 	// lazy marks a store opened without syncs (a head with a journal, or
 	// one that was): a write to it after sealing must sync by itself.
 	lazy bool
@@ -232,6 +235,10 @@ func (s *segment) create(o *Options, logID []byte, ents []raft.Entry) error {
 		return s.errorf("create: %w", err)
 	}
 	s.store, s.lazy = store, true
+	if s.fileBytes, err = s.statSize(); err != nil {
+		store.Close()
+		return err
+	}
 	if len(ents) > 0 {
 		s.last = ents[len(ents)-1].Index
 		s.stored = s.last
@@ -330,7 +337,11 @@ func (s *segment) flush() error {
 	if err := s.put(s.pending); err != nil {
 		return err
 	}
-	s.stored = s.last
+	size, err := s.statSize()
+	if err != nil {
+		return err
+	}
+	s.stored, s.fileBytes = s.last, size
 	clear(s.pending)
 	s.pending, s.pendingBytes = s.pending[:0], 0
 	return nil
@@ -417,11 +428,19 @@ func (s *segment) truncateFrom(i uint64, noSync bool) error {
 // size is the segment's size, which decides when it is sealed: its bolt
 // file's, plus what a head has pending for it.
 func (s *segment) size() (int64, error) {
+	if s.journal != nil {
+		return s.fileBytes + int64(s.pendingBytes), nil
+	}
+	return s.statSize()
+}
+
+// statSize is the bolt file's size on disk.
+func (s *segment) statSize() (int64, error) {
 	st, err := os.Stat(s.path)
 	if err != nil {
 		return 0, s.errorf("%w", err)
 	}
-	return st.Size() + int64(s.pendingBytes), nil
+	return st.Size(), nil
 }
 
 func (s *segment) close() error {

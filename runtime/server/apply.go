@@ -49,7 +49,7 @@ func (s *Server) apply(ents []raft.Entry) []any {
 		}
 	}
 	if len(ents) > 0 {
-		s.maybeImage(ents[len(ents)-1])
+		s.maybeImage(ents)
 	}
 	close(s.appliedCh)
 	s.appliedCh = make(chan struct{})

@@ -13,7 +13,8 @@ import (
 )
 
 // Log cleaning, the member's side (DESIGN.md, "The log"). Every
-// SnapshotEntries applied entries the apply path takes a state image at the
+// SnapshotEntries applied entries, or SnapshotBytes of them if that comes
+// first (large values), the apply path takes a state image at the
 // last applied index I (statemachine.Snapshot: sessions, registry,
 // Snapshot-mode resources, the live set). The image waits in memory until I
 // may become the compaction point C — the log keeps TrailingEntries above
@@ -26,6 +27,7 @@ import (
 type compactionState struct {
 	conf      raft.Configuration // the configuration as of the last applied entry
 	lastImage uint64             // index of the newest image taken
+	bytes     int64              // bytes of entries applied since it
 	pending   *pendingImage      // taken, not yet the compaction point
 	point     statemachine.ImageInfo
 	stats     CompactionStats
@@ -78,12 +80,19 @@ func (s *Server) trackConfig(e raft.Entry) {
 	s.comp.conf = c
 }
 
-// maybeImage takes an image after an applied batch whose last entry is last,
-// if enough has been applied since the previous one. Called with s.mu held.
-func (s *Server) maybeImage(last raft.Entry) {
-	if s.cfg.NoCompaction || s.comp.pending != nil || last.Index < s.comp.lastImage+uint64(s.cfg.SnapshotEntries) {
+// maybeImage takes an image after the applied batch ents if enough has been
+// applied since the previous one: SnapshotEntries entries or SnapshotBytes
+// of them. Called with s.mu held.
+func (s *Server) maybeImage(ents []raft.Entry) {
+	for k := range ents {
+		s.comp.bytes += int64(len(ents[k].Data))
+	}
+	last := ents[len(ents)-1]
+	if s.cfg.NoCompaction || s.comp.pending != nil ||
+		(last.Index < s.comp.lastImage+uint64(s.cfg.SnapshotEntries) && s.comp.bytes < s.cfg.SnapshotBytes) {
 		return
 	}
+	s.comp.bytes = 0
 	start := time.Now()
 	img, info, err := s.sm.Snapshot()
 	if err != nil {

@@ -22,6 +22,49 @@ import (
 // entries, so that tests see images, cleaning and snapshot streams.
 var compacting = copycattest.Options{SnapshotEntries: 40, TrailingEntries: 10}
 
+// Large values trigger images by their bytes long before SnapshotEntries
+// entries: 48 puts of 8 KiB with a 64 KiB byte trigger take images and move
+// the compaction point on every member, while the same puts under the
+// default byte trigger take none.
+func TestCompaction_ImagesByBytes(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		bytes  int64
+		images bool
+	}{
+		{"byte trigger", 64 << 10, true},
+		{"default", 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := copycattest.NewClusterWith(t, 3, copycattest.Options{SnapshotEntries: 1 << 20, TrailingEntries: 4, SnapshotBytes: tt.bytes}, valuer.ValueType)
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			v, err := valuer.OpenValue(ctx, c.Client(), "v")
+			require.NoError(t, err)
+			val := make([]byte, 8<<10)
+			for i := range 48 {
+				val[0] = byte(i)
+				require.NoError(t, v.Set(ctx, val, 0))
+			}
+			if !tt.images {
+				c.WaitConverged(10 * time.Second)
+				for _, id := range c.IDs() {
+					assert.Zero(t, c.Member(id).Server().CompactionStats().Images, "member %d", id)
+				}
+				return
+			}
+			c.Eventually(10*time.Second, "every member to compact by bytes", func() bool {
+				for _, id := range c.IDs() {
+					if st := c.Member(id).Server().CompactionStats(); st.Images < 2 || st.Point == 0 {
+						return false
+					}
+				}
+				return true
+			})
+		})
+	}
+}
+
 // A member that was down while the leader compacted past everything it had
 // catches up from the leader's image and live entries; a brand-new member
 // joins the same way; every member ends with the same state, and a restart

@@ -65,6 +65,11 @@ type Config struct {
 	// converges.
 	SnapshotEntries int
 	TrailingEntries int
+	// SnapshotBytes takes an image sooner than SnapshotEntries when the
+	// entries applied since the last one hold this many bytes (default
+	// 64 MiB), so that a log of large values is compacted by its size, not
+	// only by its count.
+	SnapshotBytes int64
 	// SegmentSize is the size past which the log starts a new segment file
 	// (default 8 MiB). Only whole sealed segments at or below the compaction
 	// point are cleaned, so it bounds how much garbage waits on disk.
@@ -93,6 +98,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.SnapshotEntries <= 0 {
 		c.SnapshotEntries = 8192
+	}
+	if c.SnapshotBytes <= 0 {
+		c.SnapshotBytes = 64 << 20
 	}
 	if c.TrailingEntries <= 0 {
 		c.TrailingEntries = 2048
