@@ -113,8 +113,8 @@ func scanBolt(path string) (*boltContents, error) {
 // entries: first under a temporary name, then renamed into place and the
 // directory synced, so that a crash leaves either no file or a complete
 // one. Open removes leftover temporary files. The file is then reopened for
-// use, without syncs if lazy (a head segment, which its journal covers).
-func createBolt(path string, o *Options, records [][2][]byte, ents []raft.Entry, lazy bool, failBefore, failAfter string) (*raftboltdb.BoltStore, error) {
+// use.
+func createBolt(path string, o *Options, records [][2][]byte, ents []raft.Entry, failBefore, failAfter string) (*raftboltdb.BoltStore, error) {
 	tmp := path + tmpSuffix
 	if err := os.Remove(tmp); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
@@ -150,7 +150,7 @@ func createBolt(path string, o *Options, records [][2][]byte, ents []raft.Entry,
 	if err := fail(failAfter); err != nil {
 		return nil, err
 	}
-	return raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: o.BoltOptions, NoSync: o.NoSync || lazy})
+	return raftboltdb.New(raftboltdb.Options{Path: path, BoltOptions: o.BoltOptions, NoSync: o.NoSync})
 }
 
 const tmpSuffix = ".tmp"

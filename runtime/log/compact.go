@@ -21,8 +21,8 @@ import (
 // If C lies in the head segment and the head is past a quarter of
 // Options.SegmentSize, the head is sealed: the next Save starts a new
 // segment, and the old head becomes cleanable once C passes its end. The
-// seal is not recorded: after a restart the head takes appends again until
-// it is full or the next Compact.
+// seal lasts: it deletes the head's journal, and Open seals a last segment
+// that has none.
 func (l *Log) Compact(snap raft.Snapshot) error {
 	l.maint.Lock()
 	defer l.maint.Unlock()

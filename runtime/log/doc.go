@@ -23,8 +23,9 @@
 // file, a renamed file or a file from another log's directory is refused by
 // name. The head segment takes appends: each Save appends its batch to the
 // head's journal with one fdatasync, and the entries reach the head's bolt
-// file in larger, unsynced transactions (see journal.go: a bolt commit
-// syncs twice and rewrites pages, which made it most of a Save's cost).
+// file in larger transactions that a flusher goroutine commits off the Save
+// path (see journal.go: a bolt commit syncs twice and rewrites pages, which
+// made it most of a Save's cost).
 // Once the head passes Options.SegmentSize, the next batch starts a new
 // segment, and the old head is sealed — its bolt file written out and
 // synced, its journal deleted — and never takes appends again.
@@ -62,8 +63,8 @@
 //   - Save writes entries, then the hard state (see Log.Save for why either
 //     order is safe and why this one). The entries are durable once the
 //     journal's record is; Open rebuilds the head's bolt file from the
-//     journal, never trusting the unsynced file, and drops a last record a
-//     crash cut short (see journal.go for how it is told from damage).
+//     journal, which the bolt file may lag, and drops a last record a crash
+//     cut short (see journal.go for how it is told from damage).
 //   - Sealing a head writes its pending entries to its bolt file, syncs it,
 //     then deletes the journal and syncs the directory. Open deletes a
 //     journal below the last segment (a seal whose removal was lost), and

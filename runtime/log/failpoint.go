@@ -29,6 +29,10 @@ package log
 //	clean.remove            before deleting each other segment a merge replaces (also in Open)
 var failpoint func(name string) error
 
+// flushHook, when set (by tests only), is called by the flusher before it
+// writes a batch; it may block to hold the flush in progress.
+var flushHook func()
+
 func fail(name string) error {
 	if failpoint == nil || name == "" {
 		return nil

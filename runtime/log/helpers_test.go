@@ -29,6 +29,7 @@ func openLog(t testing.TB, o Options) *Log {
 // crash closes the files as a killed process would: nothing more is written.
 // It is safe to call on a closed Log.
 func (l *Log) crash() {
+	l.stopFlusher()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {

@@ -23,18 +23,19 @@ import (
 // machine: ~60 µs, against ~200 µs for a one-entry bolt commit). So the head
 // segment is written twice: every Save appends its batch to the head's
 // journal, segment-<first>.journal, and syncs that file once; the entries
-// go into the head's bolt file later, in larger transactions that are never
-// synced (see segment.pending). The bolt file is only a read index until
-// the segment is sealed, when it is synced and the journal deleted: from
-// then on the bolt file is the segment, as before journals existed.
+// go into the head's bolt file later, in larger transactions that the
+// Log's flusher goroutine commits off the Save path (see segment.pending
+// and Log.flushHead). Those are ordinary, synced bolt commits, so the bolt
+// file always holds a prefix of what the journal holds. Once the segment
+// is sealed, its last pending entries are written and the journal deleted:
+// from then on the bolt file is the segment, as before journals existed.
 //
-// An unsynced bolt file may be torn by a machine crash (its meta page on
-// disk before the pages it points at), so Open never trusts a head that has
-// a journal: it rebuilds the bolt file from the journal, synced, before
-// opening it. A head without a journal was synced when it was last written
-// (by a log that predates journals, or after a truncation of a sealed
-// segment) and is sealed at Open, so that appends go to a new head that has
-// one.
+// The journal is the record of what Saves returned for; Open rebuilds a
+// journaled head's bolt file from it (synced, under a temporary name)
+// rather than reconciling the two, which costs at most a segment's worth
+// of writes at start. A head without a journal was synced when it was last
+// written (by a log that predates journals, or sealed) and is sealed at
+// Open, so that appends go to a new head that has one.
 //
 // Format: records of
 //
@@ -44,13 +45,16 @@ import (
 // the segment's first index (uint64) and the log's identity. Every other
 // record is one Save's batch: its first index (uint64), the entry count
 // (uint32), then per entry its term (uint64), type (uint8), timestamp
-// (int64), data length plus one (uint32; zero for nil data) and data. A batch whose first index is at
-// or below the last index before it truncates the entries from there, as
-// Save does. The file is grown in zeroed, synced chunks ahead of the
-// writes, so a write never changes its size: a record of zero length and
-// zero CRC ends the journal. A record that does not check out is a write a
-// crash cut short if nothing but zeros follows it — its Save never
-// returned, and it is dropped — and damage otherwise.
+// (int64), data length plus one (uint32; zero for nil data) and data. A
+// batch whose first index is at or below the last index before it
+// truncates the entries from there, as Save does. The file is grown in
+// zeroed, synced chunks ahead of the writes, so a write never changes its
+// size: a record of zero length and zero CRC followed by zeros ends the
+// journal. A record that does not check out (or a zero header followed by
+// data) is a write a crash cut short if no record that checks out follows
+// it — only the last write can be torn, and its Save never returned, so it
+// is dropped — and damage otherwise. Its length field is not trusted to say
+// where it ends: damage may have changed it.
 
 const (
 	journalSuffix = ".journal"
@@ -66,6 +70,9 @@ const (
 	maxJournalChunk = 1 << 20
 	minJournalChunk = 64 << 10
 )
+
+// journalZeros is what the journal is grown with; never written to.
+var journalZeros = make([]byte, minJournalChunk)
 
 func journalName(first uint64) string { return fmt.Sprintf("segment-%020d%s", first, journalSuffix) }
 
@@ -156,10 +163,9 @@ func (j *journal) grow(size int64) error {
 		return nil
 	}
 	target := j.alloc + (size-j.alloc+j.chunk-1)/j.chunk*j.chunk
-	zeros := make([]byte, min(target-j.alloc, maxJournalChunk))
 	for off := j.alloc; off < target; {
-		n := min(int64(len(zeros)), target-off)
-		if _, err := j.f.WriteAt(zeros[:n], off); err != nil {
+		n := min(int64(len(journalZeros)), target-off)
+		if _, err := j.f.WriteAt(journalZeros[:n], off); err != nil {
 			return err
 		}
 		off += n
@@ -176,6 +182,9 @@ func (j *journal) grow(size int64) error {
 // append writes ents as one record and makes it durable.
 func (j *journal) append(ents []raft.Entry) error {
 	j.buf = appendBatchRecord(j.buf[:0], ents)
+	if uint64(len(j.buf)) > journalRecordHeader+1<<32-1 {
+		return j.errorf("entries [%d, %d]: batch of %d bytes too large for a record", ents[0].Index, ents[len(ents)-1].Index, len(j.buf))
+	}
 	if err := j.grow(j.off + int64(len(j.buf)) + journalRecordHeader); err != nil { // keep a zero header after it
 		return j.errorf("grow: %w", err)
 	}
@@ -311,17 +320,24 @@ func parseJournal(data []byte, logID []byte) (*journalContents, error) {
 	for {
 		rest := data[off:]
 		if len(rest) < journalRecordHeader || allZero(rest[:journalRecordHeader]) {
-			if !allZero(rest) {
-				return nil, fmt.Errorf("%w: data after the end of the records at offset %d", ErrCorrupt, off)
+			if allZero(rest) {
+				break
 			}
+			// A last write whose first sector was lost, or damage: the
+			// latter only if an acknowledged record follows.
+			if p, ok := c.recordAfter(data, off); ok {
+				return nil, fmt.Errorf("%w: data after the end of the records at offset %d (a record at %d)", ErrCorrupt, off, p)
+			}
+			c.torn = true
 			break
 		}
 		payload, n, ok := readRecord(rest)
 		if !ok {
-			// Cut short by a crash only if nothing was written after it.
-			ext := min(len(rest), journalRecordHeader+int(binary.BigEndian.Uint32(rest)))
-			if !allZero(rest[ext:]) {
-				return nil, fmt.Errorf("%w: damaged record at offset %d", ErrCorrupt, off)
+			// Cut short by a crash only if it was the last write: no
+			// record that checks out follows it. (Its length cannot be
+			// trusted to say where it ends: damage may have changed it.)
+			if p, ok := c.recordAfter(data, off); ok {
+				return nil, fmt.Errorf("%w: damaged record at offset %d (a record at %d follows)", ErrCorrupt, off, p)
 			}
 			c.torn = true
 			break
@@ -429,4 +445,25 @@ func allZero(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// recordAfter looks for a batch record that checks out at an offset after
+// off: one there means the bad record at off was not the last write, so it
+// is damage rather than a write a crash cut short.
+func (c *journalContents) recordAfter(data []byte, off int) (int, bool) {
+	for p := off + 1; p+journalRecordHeader+journalBatchHeader <= len(data); p++ {
+		size := binary.BigEndian.Uint32(data[p:])
+		if size < journalBatchHeader+journalEntryHeader || uint64(size) > uint64(len(data)-p-journalRecordHeader) {
+			continue
+		}
+		b := data[p+journalRecordHeader:]
+		idx, count := binary.BigEndian.Uint64(b), binary.BigEndian.Uint32(b[8:])
+		if idx < c.first || count == 0 || uint64(count) > uint64(size-journalBatchHeader)/journalEntryHeader {
+			continue
+		}
+		if _, _, ok := readRecord(data[p:]); ok {
+			return p, true
+		}
+	}
+	return 0, false
 }

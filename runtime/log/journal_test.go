@@ -1,10 +1,13 @@
 package log
 
 import (
+	"bytes"
 	"encoding/binary"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -242,4 +245,62 @@ func FuzzParseJournal(f *testing.F) {
 			t.Fatalf("end %d past %d bytes", c.end, len(data))
 		}
 	})
+}
+
+// TestFlushOffSavePath checks that writing the head's entries to its bolt
+// file happens off the Save path: while a flush is held, Saves go on and
+// their entries read back, and a truncating Save — which must not change
+// the bolt file under the flusher — waits for it.
+func TestFlushOffSavePath(t *testing.T) {
+	o := testOptions(t.TempDir())
+	o.SegmentSize = 64 << 20
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	flushHook = func() {
+		once.Do(func() { close(started) })
+		<-release
+	}
+	t.Cleanup(func() { flushHook = nil })
+	l := openLog(t, o)
+	big := func(lo, hi, term uint64) []raft.Entry {
+		ents := mkEnts(lo, hi, term)
+		for k := range ents {
+			ents[k].Data = bytes.Repeat([]byte{byte(lo) + byte(k)}, 8<<10)
+		}
+		return ents
+	}
+	var all []raft.Entry
+	next := uint64(1)
+	for flushing := false; !flushing; {
+		require.Less(t, next, uint64(200), "no flush started")
+		ents := big(next, next+4, 1)
+		require.NoError(t, l.Save(raft.HardState{Term: 1}, ents))
+		all, next = append(all, ents...), next+4
+		select {
+		case <-started:
+			flushing = true
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	for range 5 { // a flush in progress holds up no Save
+		ents := big(next, next+4, 1)
+		require.NoError(t, l.Save(raft.HardState{Term: 1}, ents))
+		all, next = append(all, ents...), next+4
+	}
+	assert.Equal(t, all, viewOf(t, l).Entries)
+
+	over := big(3, 5, 2)
+	done := make(chan error, 1)
+	go func() { done <- l.Save(raft.HardState{Term: 2}, over) }()
+	select {
+	case err := <-done:
+		t.Fatalf("a truncating Save did not wait for the flush (err %v)", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	require.NoError(t, <-done)
+	want := append(all[:2:2], over...)
+	assert.Equal(t, want, viewOf(t, l).Entries)
+	l = reopen(t, l)
+	assert.Equal(t, want, viewOf(t, l).Entries)
 }

@@ -45,6 +45,15 @@ type Log struct {
 	image  []byte         // the image at C, as Snapshot returns it
 	closed bool
 	failed error
+
+	// The flusher writes the head's pending entries to its bolt file off
+	// the Save path (see journal.go); flushDone, a condition on mu, tells
+	// waiters a flush ended.
+	flushWake chan struct{}
+	flushStop chan struct{}
+	flushWG   sync.WaitGroup
+	stopOnce  sync.Once
+	flushDone *sync.Cond
 }
 
 // Open opens the log in opts.Dir, creating it if the directory holds no log,
@@ -77,12 +86,78 @@ func Open(opts Options) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Log{opts: o, logger: o.Logger, stable: st, cache: cache{max: o.CacheSize}}
+	l := &Log{opts: o, logger: o.Logger, stable: st, cache: cache{max: o.CacheSize},
+		flushWake: make(chan struct{}, 1), flushStop: make(chan struct{})}
+	l.flushDone = sync.NewCond(&l.mu)
 	if err := l.load(); err != nil {
 		l.closeFiles()
 		return nil, err
 	}
+	l.flushWG.Add(1)
+	go l.flusher()
 	return l, nil
+}
+
+// flusher writes the head's pending entries to its bolt file whenever a
+// Save reports enough of them, until stopFlusher.
+func (l *Log) flusher() {
+	defer l.flushWG.Done()
+	for {
+		select {
+		case <-l.flushStop:
+			return
+		case <-l.flushWake:
+		}
+		l.flushHead()
+	}
+}
+
+// flushHead writes what the head has pending to its bolt file, holding mu
+// only to take the batch and to record it written: Saves, which only add
+// to pending, and reads go on meanwhile.
+func (l *Log) flushHead() {
+	l.mu.Lock()
+	n := len(l.segs)
+	if l.usable() != nil || n == 0 {
+		l.mu.Unlock()
+		return
+	}
+	h := l.segs[n-1]
+	if h.journal == nil || h.flushing || len(h.pending) == 0 {
+		l.mu.Unlock()
+		return
+	}
+	batch := h.pending[:len(h.pending):len(h.pending)]
+	h.flushing = true
+	l.mu.Unlock()
+
+	if flushHook != nil {
+		flushHook()
+	}
+	err := h.put(batch)
+	var size int64
+	if err == nil {
+		size, err = h.statSize()
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h.flushing = false
+	l.flushDone.Broadcast()
+	if err != nil {
+		if l.failed == nil && !l.closed {
+			l.fail(err)
+			l.logger.Error("log: writing the head's entries to its bolt file failed; the log refuses further writes", "err", err)
+		}
+		return
+	}
+	h.flushed(len(batch), size)
+}
+
+// stopFlusher stops the flusher and waits for it. Callers do not hold mu.
+func (l *Log) stopFlusher() {
+	l.stopOnce.Do(func() { close(l.flushStop) })
+	l.flushWG.Wait()
 }
 
 // usable reports why the Log cannot serve a call. Callers hold mu.
@@ -172,6 +247,10 @@ func checkBatch(ents []raft.Entry) error {
 		switch {
 		case ents[k].Index == 0:
 			return errors.New("log: save: entry with index 0")
+		case ents[k].Type > raft.EntryConfig:
+			return fmt.Errorf("log: save: entry %d has unknown type %d", ents[k].Index, ents[k].Type)
+		case uint64(len(ents[k].Data)) >= 1<<32-1:
+			return fmt.Errorf("log: save: entry %d of %d bytes: too large", ents[k].Index, len(ents[k].Data))
 		case k > 0 && ents[k].Index != ents[k-1].Index+1:
 			return fmt.Errorf("log: save: entry %d follows entry %d", ents[k].Index, ents[k-1].Index)
 		case k > 0 && ents[k].Term < ents[k-1].Term:
@@ -193,8 +272,15 @@ func (l *Log) write(ents []raft.Entry) error {
 	if err != nil {
 		return err
 	}
-	if err := head.append(ents, int(min(maxPendingFlush, l.opts.SegmentSize/4))); err != nil {
+	flushDue, err := head.append(ents, int(min(maxPendingFlush, l.opts.SegmentSize/4)))
+	if err != nil {
 		return err
+	}
+	if flushDue {
+		select {
+		case l.flushWake <- struct{}{}:
+		default:
+		}
 	}
 	l.cache.append(ents)
 	return nil
@@ -263,6 +349,7 @@ func (l *Log) head(idx uint64) (*segment, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.flushDone = l.flushDone
 	l.segs = append(l.segs, s)
 	return s, nil
 }
@@ -271,6 +358,7 @@ func (l *Log) head(idx uint64) (*segment, error) {
 // disk and closes the files.
 func (l *Log) Close() error {
 	l.closing.Store(true)
+	l.stopFlusher()
 	l.maint.Lock() // wait for a Clean step or an Install to end
 	defer l.maint.Unlock()
 	l.mu.Lock()

@@ -120,6 +120,7 @@ func (l *Log) load() error {
 		if err != nil {
 			return err
 		}
+		s.flushDone = l.flushDone
 		l.segs = append(l.segs, s)
 	}
 	if err := l.resolveOverlaps(); err != nil {
@@ -187,7 +188,7 @@ func (l *Log) prepareHead() error {
 	if err != nil {
 		return err
 	}
-	h.journal = j
+	h.journal, h.flushDone = j, l.flushDone
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	hraft "github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -65,9 +66,13 @@ type segment struct {
 	// fileBytes is a head's bolt file size as of its last write, so that
 	// deciding whether to roll costs no stat per Save.
 	fileBytes int64
-	// lazy marks a store opened without syncs (a head with a journal, or
-	// one that was): a write to it after sealing must sync by itself.
-	lazy bool
+	// flushing is set while the Log's flusher writes pending entries to
+	// the bolt file without holding Log.mu; whatever changes the bolt file
+	// or drops pending entries first waits for it on flushDone (a condition
+	// on Log.mu), so the flusher only ever races with appends, which only
+	// add to pending.
+	flushing  bool
+	flushDone *sync.Cond
 	// refs counts readers holding the segment outside Log.mu (Compacted).
 	// A segment leaving the log while referenced is retired: the last
 	// reader closes it.
@@ -208,8 +213,8 @@ func decodeRange(v []byte) (first, last uint64, err error) {
 }
 
 // createHead starts a new, empty head segment at first, with its journal:
-// the bolt file is created and synced (see createBolt for the crash
-// ordering) and then opened without syncs, the journal created after it.
+// the bolt file is created (see createBolt for the crash ordering), the
+// journal after it.
 // A crash between the two leaves an empty segment without a journal, which
 // Open gives one.
 func createHead(dir string, first uint64, o *Options, logID []byte) (*segment, error) {
@@ -227,14 +232,14 @@ func createHead(dir string, first uint64, o *Options, logID []byte) (*segment, e
 }
 
 // create writes the segment's bolt file with its records and ents, synced,
-// and opens it without syncs for the journal's head.
+// and opens it.
 func (s *segment) create(o *Options, logID []byte, ents []raft.Entry) error {
 	records := [][2][]byte{{keyFormat, []byte(segmentFormat)}, {keyLogID, logID}, {keyFirst, uint64Bytes(s.first)}}
-	store, err := createBolt(s.path, o, records, ents, true, "roll.before-rename", "roll.after-rename")
+	store, err := createBolt(s.path, o, records, ents, "roll.before-rename", "roll.after-rename")
 	if err != nil {
 		return s.errorf("create: %w", err)
 	}
-	s.store, s.lazy = store, true
+	s.store = store
 	if s.fileBytes, err = s.statSize(); err != nil {
 		store.Close()
 		return err
@@ -247,8 +252,7 @@ func (s *segment) create(o *Options, logID []byte, ents []raft.Entry) error {
 }
 
 // rebuildHead recreates the bolt file of the head segment starting at first
-// from its journal, which Open trusts and the unsynced bolt file it does
-// not (see journal.go).
+// from its journal, the record of what Saves returned for (see journal.go).
 func rebuildHead(dir string, first uint64, o *Options, logID []byte) (*segment, error) {
 	j, c, err := openJournal(filepath.Join(dir, journalName(first)), first, logID, o)
 	if err != nil {
@@ -304,33 +308,41 @@ func (s *segment) getStored(i uint64) (raft.Entry, error) {
 const maxPendingFlush = 256 << 10
 
 // append writes ents, which start at last+1: to the journal, durably, and
-// to the bolt file once enough have gathered; without a journal, in one
+// to pending, for the flusher to write to the bolt file once enough have
+// gathered (it reports whether they have); without a journal, in one
 // synced transaction.
-func (s *segment) append(ents []raft.Entry, flushAt int) error {
+func (s *segment) append(ents []raft.Entry, flushAt int) (flushDue bool, err error) {
 	last := ents[len(ents)-1].Index
 	if s.journal == nil {
 		if err := s.put(ents); err != nil {
-			return err
+			return false, err
 		}
 		s.last, s.stored = last, last
-		return nil
+		return false, nil
 	}
 	if err := s.journal.append(ents); err != nil {
-		return err
+		return false, err
 	}
 	s.pending = append(s.pending, ents...)
 	for k := range ents {
 		s.pendingBytes += len(ents[k].Data) + 32
 	}
 	s.last = last
-	if s.pendingBytes >= flushAt {
-		return s.flush()
-	}
-	return nil
+	return s.pendingBytes >= flushAt, nil
 }
 
-// flush writes the pending entries to the bolt file, unsynced.
+// waitFlush waits for the flusher to be done with the segment. Callers hold
+// Log.mu for writing.
+func (s *segment) waitFlush() {
+	for s.flushing {
+		s.flushDone.Wait()
+	}
+}
+
+// flush writes the pending entries to the bolt file on the caller's
+// goroutine. Callers hold Log.mu for writing.
 func (s *segment) flush() error {
+	s.waitFlush()
 	if len(s.pending) == 0 {
 		return nil
 	}
@@ -341,16 +353,28 @@ func (s *segment) flush() error {
 	if err != nil {
 		return err
 	}
-	s.stored, s.fileBytes = s.last, size
-	clear(s.pending)
-	s.pending, s.pendingBytes = s.pending[:0], 0
+	s.flushed(len(s.pending), size)
 	return nil
+}
+
+// flushed records that the first n pending entries are in the bolt file,
+// which is now size bytes.
+func (s *segment) flushed(n int, size int64) {
+	for k := range s.pending[:n] {
+		s.pendingBytes -= len(s.pending[k].Data) + 32
+	}
+	rest := copy(s.pending, s.pending[n:])
+	clear(s.pending[rest:])
+	s.pending = s.pending[:rest]
+	s.stored += uint64(n)
+	s.fileBytes = size
 }
 
 // seal makes the segment take no more appends. A head with a journal
 // writes its pending entries, syncs its bolt file and deletes the journal,
 // in that order: once the journal is gone the bolt file is the segment.
 func (s *segment) seal(noSync bool) error {
+	s.waitFlush()
 	if s.journal != nil {
 		if err := s.flush(); err != nil {
 			return err
@@ -402,14 +426,10 @@ func storeEntries(store *raftboltdb.BoltStore, ents []raft.Entry) error {
 // journal's next record truncates them there too), stored ones in one
 // transaction, synced unless the journal still covers them.
 func (s *segment) truncateFrom(i uint64, noSync bool) error {
+	s.waitFlush()
 	if i <= s.stored {
 		if err := s.store.DeleteRange(i, s.stored); err != nil {
 			return s.errorf("delete entries [%d, %d]: %w", i, s.stored, err)
-		}
-		if s.lazy && s.journal == nil && !noSync {
-			if err := s.store.Sync(); err != nil {
-				return s.errorf("delete entries [%d, %d]: sync: %w", i, s.stored, err)
-			}
 		}
 		s.stored = i - 1
 	}
@@ -426,10 +446,12 @@ func (s *segment) truncateFrom(i uint64, noSync bool) error {
 }
 
 // size is the segment's size, which decides when it is sealed: its bolt
-// file's, plus what a head has pending for it.
+// file's, plus what a head has pending for it — or half its journal's, if
+// more: truncations leave the journal longer than the entries it holds, and
+// Open reads it whole.
 func (s *segment) size() (int64, error) {
 	if s.journal != nil {
-		return s.fileBytes + int64(s.pendingBytes), nil
+		return max(s.fileBytes+int64(s.pendingBytes), s.journal.off/2), nil
 	}
 	return s.statSize()
 }
@@ -444,6 +466,7 @@ func (s *segment) statSize() (int64, error) {
 }
 
 func (s *segment) close() error {
+	s.waitFlush()
 	var jerr error
 	if s.journal != nil {
 		jerr = s.journal.close()
@@ -458,13 +481,14 @@ func (s *segment) close() error {
 // removal is durable before the caller's next step. The open store keeps
 // working for readers that still hold the segment.
 func (s *segment) unlink(noSync bool) error {
+	s.waitFlush()
 	if err := os.Remove(s.path); err != nil {
 		return s.errorf("remove: %w", err)
 	}
 	if s.journal != nil {
 		// The bolt file first, durably: a journal left alone brings the
-		// whole segment back at Open, while an unsynced bolt file left
-		// alone could be torn.
+		// whole segment back at Open, while a bolt file left alone would be
+		// taken for a sealed segment, which it may lag.
 		if err := syncDir(filepath.Dir(s.path), noSync); err != nil {
 			return s.errorf("remove: sync directory: %w", err)
 		}

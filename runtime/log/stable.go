@@ -59,7 +59,7 @@ func openStable(path string, o *Options, create bool) (*stable, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		id := make([]byte, 16)
 		rand.Read(id)
-		store, err := createBolt(path, o, [][2][]byte{{keyFormat, []byte(stableFormat)}, {keyLogID, id}}, nil, false, "", "")
+		store, err := createBolt(path, o, [][2][]byte{{keyFormat, []byte(stableFormat)}, {keyLogID, id}}, nil, "", "")
 		if err != nil {
 			return nil, fmt.Errorf("log: create %s: %w", path, err)
 		}

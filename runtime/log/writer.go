@@ -102,7 +102,7 @@ func (w *cleanedWriter) finish(last uint64) (*segment, error) {
 	if err := s.store.Set(keyRange, encodeRange(s.first, last)); err != nil {
 		return nil, s.errorf("write range: %w", err)
 	}
-	s.last = last
+	s.last, s.stored = last, last
 	if !w.o.NoSync {
 		if err := s.store.Sync(); err != nil {
 			return nil, s.errorf("sync: %w", err)
