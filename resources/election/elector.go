@@ -11,6 +11,7 @@ import (
 
 	"github.com/copycat-go/copycat/runtime"
 	"github.com/copycat-go/copycat/runtime/client"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Term identifies one leadership: the log index of the Campaign request
@@ -148,41 +149,41 @@ func (e *Elector) Campaign(ctx context.Context, candidate string) (Term, error) 
 	e.mu.Unlock()
 
 	// The command runs to completion even if ctx ends: only its answer says
-	// which campaign to withdraw.
-	type answer struct {
-		t   Ticket
-		err error
+	// which campaign to withdraw. It is started, not called, so that its
+	// answer wakes this goroutine directly.
+	p, err := e.startCampaign(candidate)
+	if err != nil {
+		e.mu.Lock()
+		e.pending--
+		e.forgetEarlyLocked()
+		e.mu.Unlock()
+		return 0, err
 	}
-	ans := make(chan answer, 1)
-	go func() {
-		t, err := e.ec.Campaign(context.WithoutCancel(ctx), candidate)
-		ans <- answer{t, err}
-	}()
-	var a answer
 	select {
-	case a = <-ans:
+	case <-p.Done():
 	case <-ctx.Done():
 		go func() {
-			a := <-ans
+			<-p.Done()
+			t, err := ticketOf(p)
 			e.mu.Lock()
 			e.pending--
 			e.forgetEarlyLocked()
 			e.mu.Unlock()
-			if a.err == nil {
-				e.withdraw(a.t.Term)
+			if err == nil {
+				e.withdraw(t.Term)
 			}
 		}()
 		return 0, ctx.Err()
 	}
 
+	t, err := ticketOf(p)
 	e.mu.Lock()
 	e.pending--
-	if a.err != nil {
+	if err != nil {
 		e.forgetEarlyLocked()
 		e.mu.Unlock()
-		return 0, a.err
+		return 0, err
 	}
-	t := a.t
 	if t.Elected {
 		e.forgetEarlyLocked()
 		e.electLocked(Term(t.Term))
@@ -227,6 +228,32 @@ func (e *Elector) Campaign(ctx context.Context, candidate string) (Term, error) 
 			}
 		}
 	}
+}
+
+// startCampaign sends a Campaign without waiting for its answer.
+func (e *Elector) startCampaign(candidate string) (*client.Pending, error) {
+	args, err := msgpack.Marshal(&ElectionCampaign{Candidate: candidate})
+	if err != nil {
+		return nil, fmt.Errorf("election: encode campaign: %w", err)
+	}
+	p, err := e.ec.Resource().Start(ElectionCampaignOp, args)
+	if err != nil {
+		return nil, fmt.Errorf("election: campaign in %q: %w", e.Name(), err)
+	}
+	return p, nil
+}
+
+// ticketOf returns the answer of a Campaign whose outcome is known.
+func ticketOf(p *client.Pending) (Ticket, error) {
+	data, err := p.Result()
+	if err != nil {
+		return Ticket{}, err
+	}
+	var r ElectionCampaignResult
+	if err := msgpack.Unmarshal(data, &r); err != nil {
+		return Ticket{}, fmt.Errorf("election: decode campaign answer: %w", err)
+	}
+	return r.Value, nil
 }
 
 // forgetEarlyLocked drops events kept for answers no longer awaited.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/copycat-go/copycat/runtime"
 	"github.com/copycat-go/copycat/runtime/client"
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Token is a fencing token: the log index of the request that was granted
@@ -167,41 +168,41 @@ func (m *Mutex) acquire(ctx context.Context, wait time.Duration) (Token, bool, e
 	m.mu.Unlock()
 
 	// The command runs to completion even if ctx ends: only its answer says
-	// which request to withdraw.
-	type answer struct {
-		t   Ticket
-		err error
+	// which request to withdraw. It is started, not called, so that its
+	// answer wakes this goroutine directly.
+	p, err := m.startAcquire(wait)
+	if err != nil {
+		m.mu.Lock()
+		m.pending--
+		m.forgetEarlyLocked()
+		m.mu.Unlock()
+		return 0, false, err
 	}
-	ans := make(chan answer, 1)
-	go func() {
-		t, err := m.lc.Acquire(context.WithoutCancel(ctx), wait)
-		ans <- answer{t, err}
-	}()
-	var a answer
 	select {
-	case a = <-ans:
+	case <-p.Done():
 	case <-ctx.Done():
 		go func() {
-			a := <-ans
+			<-p.Done()
+			t, err := ticketOf(p)
 			m.mu.Lock()
 			m.pending--
 			m.forgetEarlyLocked()
 			m.mu.Unlock()
-			if a.err == nil && (a.t.Granted || a.t.Queued) {
-				m.withdraw(a.t.Token)
+			if err == nil && (t.Granted || t.Queued) {
+				m.withdraw(t.Token)
 			}
 		}()
 		return 0, false, ctx.Err()
 	}
 
+	t, err := ticketOf(p)
 	m.mu.Lock()
 	m.pending--
-	if a.err != nil {
+	if err != nil {
 		m.forgetEarlyLocked()
 		m.mu.Unlock()
-		return 0, false, a.err
+		return 0, false, err
 	}
-	t := a.t
 	if t.Granted {
 		m.forgetEarlyLocked()
 		m.grantLocked(Token(t.Token))
@@ -254,6 +255,32 @@ func (m *Mutex) acquire(ctx context.Context, wait time.Duration) (Token, bool, e
 			}
 		}
 	}
+}
+
+// startAcquire sends an Acquire without waiting for its answer.
+func (m *Mutex) startAcquire(wait time.Duration) (*client.Pending, error) {
+	args, err := msgpack.Marshal(&LockAcquire{Wait: wait})
+	if err != nil {
+		return nil, fmt.Errorf("lock: encode acquire: %w", err)
+	}
+	p, err := m.lc.Resource().Start(LockAcquireOp, args)
+	if err != nil {
+		return nil, fmt.Errorf("lock: acquire %q: %w", m.Name(), err)
+	}
+	return p, nil
+}
+
+// ticketOf returns the answer of an Acquire whose outcome is known.
+func ticketOf(p *client.Pending) (Ticket, error) {
+	data, err := p.Result()
+	if err != nil {
+		return Ticket{}, err
+	}
+	var r LockAcquireResult
+	if err := msgpack.Unmarshal(data, &r); err != nil {
+		return Ticket{}, fmt.Errorf("lock: decode acquire answer: %w", err)
+	}
+	return r.Value, nil
 }
 
 // forgetEarlyLocked drops outcomes kept for answers no longer awaited

@@ -11,6 +11,7 @@ import (
 
 	"github.com/copycat-go/copycat/runtime/client"
 	"github.com/copycat-go/copycat/runtime/internal/counter"
+	"github.com/copycat-go/copycat/runtime/internal/register"
 	rlog "github.com/copycat-go/copycat/runtime/log"
 	"github.com/copycat-go/copycat/runtime/raft"
 	"github.com/copycat-go/copycat/runtime/server"
@@ -22,12 +23,12 @@ const clusterID = "admin-test"
 // startMember starts a member on a loopback port with an in-memory log:
 // bootstrapped with founders if given, else an empty member that knows its
 // peers' addresses and waits to be added.
-func startMember(t *testing.T, id uint64, ln net.Listener, founders []raft.Member, peers map[uint64]string) *server.Server {
+func startMember(t testing.TB, id uint64, ln net.Listener, founders []raft.Member, peers map[uint64]string) *server.Server {
 	t.Helper()
 	srv, err := server.New(server.Config{
 		ID: id, ClusterID: clusterID, Addr: ln.Addr().String(), Listener: ln, Storage: rlog.NewMemory(), Peers: peers,
 		TickInterval: 10 * time.Millisecond, ElectionTicks: 20, HeartbeatTicks: 2,
-	}, counter.Type)
+	}, counter.Type, register.Type)
 	require.NoError(t, err)
 	if founders != nil {
 		require.NoError(t, srv.Bootstrap(founders))
@@ -38,7 +39,7 @@ func startMember(t *testing.T, id uint64, ln net.Listener, founders []raft.Membe
 	return srv
 }
 
-func listen(t *testing.T) net.Listener {
+func listen(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -47,7 +48,7 @@ func listen(t *testing.T) net.Listener {
 
 // tcpCluster starts n founding members on loopback TCP and returns their
 // servers.
-func tcpCluster(t *testing.T, n int) []*server.Server {
+func tcpCluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
 	var lns []net.Listener
 	var founders []raft.Member

@@ -167,10 +167,16 @@ func (c *Client) shutdown(final State, err error) {
 			c.conn.close()
 			c.conn = nil
 		}
+		var now []*op
 		for _, o := range c.ops {
-			c.settleLocked(o, nil, err)
+			if c.settleLocked(o, nil, err) {
+				now = append(now, o)
+			}
 		}
 		c.mu.Unlock()
+		for _, o := range now {
+			close(o.done)
+		}
 		c.events.stop()
 		c.loops.Wait()
 	})
@@ -199,8 +205,11 @@ func (c *Client) call(ctx context.Context, m *protocol.Message, ordered bool) (*
 			// it. A command must finish (later ones of the session wait for
 			// its sequence number), so it carries on in the background.
 			c.mu.Lock()
-			c.settleLocked(o, nil, ctx.Err())
+			now := c.settleLocked(o, nil, ctx.Err())
 			c.mu.Unlock()
+			if now {
+				close(o.done)
+			}
 		}
 		return nil, ctx.Err()
 	}
@@ -243,10 +252,13 @@ func (c *Client) submit(m *protocol.Message, ordered bool) (*op, error) {
 
 // settleLocked records an operation's outcome and delivers it once every
 // earlier ordered operation was delivered and (for responses that follow
-// events) once those events were delivered.
-func (c *Client) settleLocked(o *op, resp *protocol.Message, err error) {
+// events) once those events were delivered. It returns true when nothing
+// is left to wait for: the caller then delivers the operation (closes
+// o.done) once it has released c.mu, so that the woken caller, whose next
+// step is often another call, does not find the lock held and sleep on it.
+func (c *Client) settleLocked(o *op, resp *protocol.Message, err error) (deliverNow bool) {
 	if o.settled {
-		return
+		return false
 	}
 	o.settled = true
 	o.resp, o.err = resp, err
@@ -268,7 +280,13 @@ func (c *Client) settleLocked(o *op, resp *protocol.Message, err error) {
 	}
 	prev := o.prev
 	o.prev = nil
-	go func() {
+	if (prev == nil || isClosed(prev.done)) && (eventIndex == 0 || c.events.deliveredThrough(eventIndex)) {
+		// Nothing to wait for (the usual case): the caller delivers it,
+		// which spares every operation a goroutine and the woken caller a
+		// hand-off through it.
+		return true
+	}
+	spawnDelivery(func() {
 		if prev != nil {
 			select {
 			case <-prev.done:
@@ -279,16 +297,40 @@ func (c *Client) settleLocked(o *op, resp *protocol.Message, err error) {
 			c.events.waitDelivered(eventIndex)
 		}
 		close(o.done)
-	}()
+	})
+	return false
+}
+
+// spawnDelivery runs an operation's delayed delivery on its own goroutine;
+// tests replace it to count how often delivery cannot happen at once.
+var spawnDelivery = func(f func()) { go f() }
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // handleResponse is called by a connection's reader.
 func (c *Client) handleResponse(cn *conn, m *protocol.Message) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	o, now := c.handleResponseLocked(cn, m)
+	c.mu.Unlock()
+	if now {
+		close(o.done)
+	}
+}
+
+// handleResponseLocked records a response; it returns the operation to
+// deliver once c.mu is released, if any (see settleLocked).
+func (c *Client) handleResponseLocked(cn *conn, m *protocol.Message) (*op, bool) {
 	o, ok := c.ops[m.ID]
 	if !ok {
-		return // answered already, or given up
+		return nil, false // answered already, or given up
 	}
 	switch m.Status {
 	case protocol.NotLeader:
@@ -298,29 +340,29 @@ func (c *Client) handleResponse(cn *conn, m *protocol.Message) {
 		if c.conn == cn {
 			c.dropConnLocked(cn)
 		}
-		return
+		return nil, false
 	case protocol.Failed:
 		err := protocol.ErrorOf(m.Err, nil)
 		if errors.Is(err, runtime.ErrSessionExpired) {
-			c.settleLocked(o, nil, runtime.ErrSessionExpired)
+			now := c.settleLocked(o, nil, runtime.ErrSessionExpired)
 			if o.msg.Type != protocol.OpenSession {
 				c.expire(c.session)
 			}
-			return
+			return o, now
 		}
 		if errors.Is(err, runtime.ErrNoLeader) {
 			if c.conn == cn {
 				c.dropConnLocked(cn) // resent on the next connection
 			}
-			return
+			return nil, false
 		}
 		if errors.Is(err, runtime.ErrCommandOutOfOrder) && o.msg.Type == protocol.Command {
 			o.deferred = true
 			c.resendDeferredLocked()
-			return
+			return nil, false
 		}
 	}
-	c.settleLocked(o, m, nil)
+	return o, c.settleLocked(o, m, nil)
 }
 
 // resendDeferredLocked resends the refused commands whose predecessors all

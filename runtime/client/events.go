@@ -117,6 +117,14 @@ func (e *eventState) dispatch() {
 	}
 }
 
+// deliveredThrough reports whether the listeners of every batch up to index
+// have run.
+func (e *eventState) deliveredThrough(index uint64) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.delivered >= index
+}
+
 // waitDelivered waits until the listeners of every batch up to index have
 // run. Listeners therefore must not block on calls made through the same
 // client: run those in a goroutine.

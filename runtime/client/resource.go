@@ -47,6 +47,44 @@ func (r *Resource) Command(ctx context.Context, op runtime.OpCode, args []byte) 
 	return resp.Result, nil
 }
 
+// Pending is a command that was sent and whose outcome may not be known
+// yet. Like every command, it runs to completion whether or not anyone
+// waits for it.
+type Pending struct {
+	r *Resource
+	o *op
+}
+
+// Start sends a command and returns without waiting for its outcome, in
+// program order with the client's other operations as Command is. Callers
+// that wait for either the outcome or something else (a context, an event)
+// select on Done themselves instead of running Command on a goroutine of
+// their own: the answer then wakes the waiting goroutine directly.
+func (r *Resource) Start(op runtime.OpCode, args []byte) (*Pending, error) {
+	o, err := r.c.submit(&protocol.Message{Type: protocol.Command, Resource: r.id, Op: op, Args: args}, true)
+	if err != nil {
+		return nil, err
+	}
+	return &Pending{r: r, o: o}, nil
+}
+
+// Done is closed once the command's outcome is known and every operation
+// issued before it, and every event published to the session before it,
+// has been delivered.
+func (p *Pending) Done() <-chan struct{} { return p.o.done }
+
+// Result returns the command's encoded result, as Command does. It may be
+// called only once Done is closed.
+func (p *Pending) Result() ([]byte, error) {
+	if p.o.err != nil {
+		return nil, p.o.err
+	}
+	if err := wireErr(p.o.resp, p.r.typ); err != nil {
+		return nil, err
+	}
+	return p.o.resp.Result, nil
+}
+
 // Query runs a query at the operation's declared consistency unless an
 // option says otherwise.
 func (r *Resource) Query(ctx context.Context, op runtime.OpCode, args []byte, opts ...QueryOption) ([]byte, error) {

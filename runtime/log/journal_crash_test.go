@@ -78,9 +78,7 @@ func TestJournalDamagedLengthIsNotTorn(t *testing.T) {
 // last record (its Save never returned), but parseJournal sees a zero
 // header followed by non-zero bytes and refuses the log as corrupt.
 func TestJournalTornFirstSector(t *testing.T) {
-	o := testOptions(t.TempDir())
-	o.SegmentSize = 64 << 20
-	l := openLog(t, o)
+	o, l := openOneSegment(t)
 	var all []raft.Entry
 	for lo := uint64(1); lo < 10; lo += 3 {
 		ents := mkEnts(lo, lo+3, 1)
@@ -209,9 +207,7 @@ func TestJournalCleanedSegmentStored(t *testing.T) {
 // TestJournalSaveUnknownTypeThenOpen: Save accepts an entry of a type the
 // decoders refuse; with the journal, Open then refuses the whole log.
 func TestJournalSaveUnknownTypeThenOpen(t *testing.T) {
-	o := testOptions(t.TempDir())
-	o.SegmentSize = 64 << 20
-	l := openLog(t, o)
+	o, l := openOneSegment(t)
 	err := l.Save(raft.HardState{Term: 1}, []raft.Entry{{Index: 1, Term: 1, Type: raft.EntryType(7)}})
 	if err != nil {
 		return // refused up front: fine

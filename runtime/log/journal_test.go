@@ -20,9 +20,7 @@ import (
 // would. It returns the options and the entries.
 func headWithBatches(t *testing.T) (Options, []raft.Entry) {
 	t.Helper()
-	o := testOptions(t.TempDir())
-	o.SegmentSize = 64 << 20
-	l := openLog(t, o)
+	o, l := openOneSegment(t)
 	var all []raft.Entry
 	for lo := uint64(1); lo < 10; lo += 3 {
 		ents := mkEnts(lo, lo+3, 1)
@@ -32,6 +30,15 @@ func headWithBatches(t *testing.T) (Options, []raft.Entry) {
 	l.crash()
 	require.Equal(t, []uint64{1}, segmentFiles(t, o.Dir))
 	return o, all
+}
+
+// openOneSegment opens a new log whose segments are large enough for a
+// test's entries to stay in its head.
+func openOneSegment(t *testing.T) (Options, *Log) {
+	t.Helper()
+	o := testOptions(t.TempDir())
+	o.SegmentSize = 64 << 20
+	return o, openLog(t, o)
 }
 
 // journalRecords returns the offsets of the journal's records after the
@@ -158,9 +165,7 @@ func TestJournalTruncation(t *testing.T) {
 // TestJournalKeepsNilData checks that entries come back from the journal as
 // saved: nil and empty data alike.
 func TestJournalKeepsNilData(t *testing.T) {
-	o := testOptions(t.TempDir())
-	o.SegmentSize = 64 << 20
-	l := openLog(t, o)
+	o, l := openOneSegment(t)
 	ents := []raft.Entry{
 		{Index: 1, Term: 1, Type: raft.EntryNoOp},
 		{Index: 2, Term: 1, Type: raft.EntryNormal, Timestamp: -5, Data: []byte{}},
@@ -176,9 +181,7 @@ func TestJournalKeepsNilData(t *testing.T) {
 // grow the file in zeroed chunks, that a batch larger than a chunk fits,
 // and that everything reads back.
 func TestJournalGrowsInChunks(t *testing.T) {
-	o := testOptions(t.TempDir())
-	o.SegmentSize = 64 << 20
-	l := openLog(t, o)
+	o, l := openOneSegment(t)
 	var all []raft.Entry
 	for lo := uint64(1); lo < 400; lo += 40 {
 		ents := mkEnts(lo, lo+40, 1)

@@ -8,8 +8,13 @@ import (
 )
 
 // apply runs on the node goroutine with each batch of committed entries. It
-// applies them to the state machine, completes the commands waiting on this
-// member, and pushes new events to the clients attached here.
+// applies them to the state machine, pushes new events to the clients
+// attached here and completes the commands waiting on this member — events
+// first, entry by entry: a waiter that an entry grants something (a lock,
+// a leadership) hears so before the client whose command granted it is
+// answered, whose next command would compete with the waiter's for the
+// next write, and a session's own events reach it before the answer they
+// precede.
 func (s *Server) apply(ents []raft.Entry) []any {
 	results := make([]any, len(ents))
 	s.mu.Lock()
@@ -18,6 +23,7 @@ func (s *Server) apply(ents []raft.Entry) []any {
 		if e.Type != raft.EntryNormal {
 			s.trackConfig(e)
 			s.sm.Advance(e.Index, e.Timestamp)
+			s.pushPublished() // timers may have fired
 			continue
 		}
 		outs, err := s.sm.Apply(e.Index, e.Timestamp, e.Data)
@@ -27,6 +33,7 @@ func (s *Server) apply(ents []raft.Entry) []any {
 			results[i] = err
 			continue
 		}
+		s.pushPublished()
 		for _, o := range outs {
 			switch o.Kind {
 			case statemachine.KindCommand:
@@ -39,6 +46,17 @@ func (s *Server) apply(ents []raft.Entry) []any {
 		}
 		results[i] = outs
 	}
+	if len(ents) > 0 {
+		s.maybeImage(ents)
+	}
+	close(s.appliedCh)
+	s.appliedCh = make(chan struct{})
+	return results
+}
+
+// pushPublished pushes the event batches published since the last call to
+// the connections of their sessions. Called with s.mu held.
+func (s *Server) pushPublished() {
 	for _, sid := range s.sm.TakePublished() {
 		sess, ok := s.sm.Session(sid)
 		if !ok {
@@ -48,12 +66,6 @@ func (s *Server) apply(ents []raft.Entry) []any {
 			c.pushEvents(sess)
 		}
 	}
-	if len(ents) > 0 {
-		s.maybeImage(ents)
-	}
-	close(s.appliedCh)
-	s.appliedCh = make(chan struct{})
-	return results
 }
 
 // completeCommand answers whoever waits here for a command's outcome, right

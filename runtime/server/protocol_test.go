@@ -168,3 +168,44 @@ func TestProtocol_UnknownSession(t *testing.T) {
 	assert.Equal(t, protocol.Failed, resp.Status)
 	assert.ErrorIs(t, protocol.ErrorOf(resp.Err, nil), runtime.ErrSessionExpired)
 }
+
+// The events a command publishes to its own session are pushed before the
+// command's answer, so the client never holds an answer waiting for the
+// events it follows.
+func TestProtocol_EventsPushedBeforeTheAnswer(t *testing.T) {
+	c := copycattest.NewCluster(t, 3, counter.Type)
+	r := dialLeader(t, c)
+	open := r.call(&protocol.Message{Type: protocol.OpenSession, TimeoutNs: int64(5 * time.Second)})
+	require.Equal(t, protocol.OK, open.Status)
+	sid := open.Session
+	att := r.call(&protocol.Message{Type: protocol.Attach, Session: sid})
+	require.Equal(t, protocol.OK, att.Status)
+	res := r.call(&protocol.Message{Type: protocol.OpenResource, Session: sid, ResType: counter.Type.Name, Name: "first"})
+	require.Equal(t, protocol.OK, res.Status)
+	for seq := uint64(1); seq <= 20; seq++ {
+		// The counter publishes Changed to every session, this one included.
+		r.id++
+		cmd := &protocol.Message{ID: r.id, Type: protocol.Command, Session: sid, Sequence: seq, Resource: res.Resource, Op: counter.OpAdd, Args: add(1)}
+		b, err := protocol.Encode(cmd)
+		require.NoError(t, err)
+		require.NoError(t, r.tc.WriteFrame(b))
+		require.NoError(t, r.tc.Flush())
+		var events uint64 // index of the last event batch seen
+		for {
+			body, err := r.tc.ReadFrame()
+			require.NoError(t, err)
+			m, err := protocol.Decode(body)
+			require.NoError(t, err)
+			if m.Type == protocol.Events {
+				events = m.Index
+				continue
+			}
+			if m.Type == protocol.Response && m.ID == cmd.ID {
+				require.Equal(t, protocol.OK, m.Status)
+				require.NotZero(t, m.EventIndex, "the command published to its session")
+				assert.Equal(t, m.EventIndex, events, "command %d: its events came before its answer", seq)
+				break
+			}
+		}
+	}
+}
