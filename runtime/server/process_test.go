@@ -5,18 +5,13 @@ package server_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/copycat-go/copycat/runtime"
-	"github.com/copycat-go/copycat/runtime/client"
-	"github.com/copycat-go/copycat/runtime/internal/counter"
 )
 
 // Three members in three OS processes on loopback TCP with bolt logs (fsync
@@ -44,79 +39,9 @@ func TestProcesses_KillAndRestart(t *testing.T) {
 
 	// Writers: 4 clients (sessions), 2 goroutines each, so each session also
 	// has commands pipelined.
-	const clients, perClient = 4, 2
-	var (
-		acked   atomic.Int64
-		mu      sync.Mutex
-		values  []int64
-		writeWG sync.WaitGroup
-		stop    = make(chan struct{})
-		errs    = make(chan error, clients*perClient)
-		handles []*counter.Client
-		sids    []uint64
-	)
-	for i := range clients {
-		cli, err := client.Connect(ctx, pc.Addrs(), client.WithClusterID(pc.id), client.WithClientID(fmt.Sprintf("writer-%d", i)))
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = cli.Close() })
-		ctr, err := counter.Open(ctx, cli, "procs")
-		require.NoError(t, err)
-		handles = append(handles, ctr)
-		sids = append(sids, cli.SessionID())
-	}
-	resource := handles[0].Resource().ID()
-	for i := range clients * perClient {
-		ctr := handles[i/perClient]
-		writeWG.Add(1)
-		go func() {
-			defer writeWG.Done()
-			last := int64(0)
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				// No per-call deadline shorter than the test's: a command
-				// whose call gave up could still apply later, and then the
-				// count of acknowledged Adds would not be exact.
-				v, err := ctr.Add(ctx, 1)
-				if err != nil {
-					errs <- fmt.Errorf("writer %d: Add: %w", i, err)
-					return
-				}
-				if v <= last {
-					errs <- fmt.Errorf("writer %d: Add returned %d after %d: not in program order", i, v, last)
-					return
-				}
-				last = v
-				mu.Lock()
-				values = append(values, v)
-				mu.Unlock()
-				acked.Add(1)
-			}
-		}()
-	}
-	stopWriters := func() {
-		select {
-		case <-stop:
-		default:
-			close(stop)
-		}
-		writeWG.Wait()
-	}
-	defer stopWriters()
-	waitAcks := func(n int64, what string) {
-		t.Helper()
-		waitFor(t, 20*time.Second, fmt.Sprintf("%d acknowledged Adds (%s)", n, what), func() bool {
-			select {
-			case err := <-errs:
-				t.Fatal(err)
-			default:
-			}
-			return acked.Load() >= n
-		})
-	}
+	ad := startAdders(t, ctx, pc, 4, 2)
+	acked, resource := &ad.acked, ad.resource()
+	waitAcks := func(n int64, what string) { t.Helper(); ad.waitAcks(n, 20*time.Second, what) }
 	// caughtUp waits until member id has applied the leader's commit index,
 	// then reads the counter pinned to it.
 	caughtUp := func(id uint64, what string) {
@@ -184,51 +109,14 @@ func TestProcesses_KillAndRestart(t *testing.T) {
 	waitAcks(acked.Load()+100, "after SIGCONT")
 	caughtUp(paused, "after SIGCONT")
 
-	// 4. Stop writing and check exactly-once.
-	stopWriters()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
-	n := acked.Load()
-	mu.Lock()
-	got := slices.Clone(values)
-	mu.Unlock()
-	slices.Sort(got)
-	for i, v := range got {
-		if v != int64(i+1) {
-			t.Fatalf("the Adds' results are not exactly 1..%d: position %d holds %d (an Add lost or applied twice)", n, i, v)
-		}
-	}
-	final, err := handles[0].Get(ctx, client.WithConsistency(runtime.Linearizable))
-	require.NoError(t, err)
-	require.Equal(t, n, final, "the counter equals the number of acknowledged Adds")
-
-	// Every member, the restarted and the resumed ones included, holds the
-	// same state.
-	_, lst := pc.leader()
-	for _, id := range pc.IDs() {
-		waitFor(t, 10*time.Second, fmt.Sprintf("member %d to apply index %d", id, lst.Commit), func() bool {
-			st, err := pc.status(id)
-			return err == nil && st.Applied >= lst.Commit
-		})
-		rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
-		v, _, err := pinnedGet(rctx, pc.procs[id].addr, pc.id, resource, lst.Commit)
-		rcancel()
-		require.NoError(t, err, "member %d", id)
-		require.Equal(t, n, v, "member %d's counter", id)
-	}
-	// The sessions survived every fault.
-	for i, h := range handles {
-		require.Equal(t, sids[i], h.Resource().Client().SessionID())
-		require.NotEqual(t, client.StateExpired, h.Resource().Client().State())
-	}
+	// 4. Stop writing and check exactly-once, on every member (the
+	// restarted and the resumed ones included), with every session intact.
+	n := ad.check(ctx)
+	final := n
 	t.Logf("%d Adds acknowledged, each applied exactly once; all 3 members at %d; %v since the start",
 		n, final, time.Since(start).Round(time.Millisecond))
 
-	for _, h := range handles {
-		require.NoError(t, h.Resource().Client().Close())
-	}
+	ad.closeClients()
 	t.Logf("clients closed; %v since the start", time.Since(start).Round(time.Millisecond))
 	// A clean stop of every member, so that a race in a member (under -race)
 	// is reported (the race detector's exit takes a second: in parallel).
@@ -243,5 +131,50 @@ func TestProcesses_KillAndRestart(t *testing.T) {
 		require.NoError(t, err, "member %d's exit", pc.IDs()[i])
 	}
 	t.Logf("clients closed and members stopped cleanly; %v since the start", time.Since(start).Round(time.Millisecond))
+	pc.checkRaces()
+}
+
+// Every member SIGKILLed mid-stream, one after another, then all restarted
+// from their data directories: the cluster recovers every acknowledged Add
+// from the members' journals (the entries of the head segments exist only
+// there until flushed to bolt), elects a leader, goes on, and each
+// acknowledged Add is applied exactly once on every member.
+func TestProcesses_KillAllAndRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three member processes")
+	}
+	pc := newProcCluster(t, 3, nil)
+	defer func() {
+		if t.Failed() {
+			pc.dumpLogs()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ad := startAdders(t, ctx, pc, 3, 2)
+	ad.waitAcks(300, 20*time.Second, "before the kills")
+	_, before := pc.leader()
+	killedAt := ad.acked.Load()
+	for _, id := range pc.IDs() {
+		pc.kill(id)
+	}
+	tKill := time.Now()
+	for _, id := range pc.IDs() {
+		pc.restart(id)
+	}
+	lead := pc.waitLeader(15*time.Second, 0)
+	waitFor(t, 10*time.Second, fmt.Sprintf("the new leader to commit index %d, committed before the kills", before.Commit), func() bool {
+		_, st := pc.leader()
+		return st.Commit >= before.Commit
+	})
+	ad.waitAcks(killedAt+300, 20*time.Second, "after the restart")
+	t.Logf("all members killed after %d acks (commit %d); member %d leads again, %d more acks %v after the kills",
+		killedAt, before.Commit, lead, ad.acked.Load()-killedAt, time.Since(tKill).Round(time.Millisecond))
+	n := ad.check(ctx)
+	t.Logf("%d Adds acknowledged, each applied exactly once on every member", n)
+	ad.closeClients()
+	for _, id := range pc.IDs() {
+		require.NoError(t, pc.terminate(id, 10*time.Second), "member %d's exit", id)
+	}
 	pc.checkRaces()
 }
