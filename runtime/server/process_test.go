@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-
 )
 
 // Three members in three OS processes on loopback TCP with bolt logs (fsync
