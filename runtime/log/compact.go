@@ -44,6 +44,7 @@ func (l *Log) Compact(snap raft.Snapshot) error {
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.awaitFlush() // sealing the head below must not wait in the middle
 	if err := l.checkCompact(meta); err != nil { // a Save may have truncated entry C meanwhile
 		return err
 	}
@@ -147,6 +148,7 @@ func (l *Log) SetCompaction(meta raft.SnapshotMeta) error {
 	defer l.maint.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.awaitFlush()
 	if err := l.usable(); err != nil {
 		return err
 	}

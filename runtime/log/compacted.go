@@ -20,6 +20,7 @@ type span struct {
 // neither Save nor the growth of the head's file.
 func (l *Log) Compacted(fn func(raft.Entry) error) error {
 	l.mu.Lock() // for writing: hold changes the reference counts
+	l.awaitFlush() // before choosing segments: the head may need a flush below
 	if err := l.usable(); err != nil {
 		l.mu.Unlock()
 		return err

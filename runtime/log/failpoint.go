@@ -33,6 +33,10 @@ var failpoint func(name string) error
 // writes a batch; it may block to hold the flush in progress.
 var flushHook func()
 
+// flushWaitHook, when set (by tests only), is called each time a caller
+// holding Log.mu starts waiting for the flusher.
+var flushWaitHook func()
+
 func fail(name string) error {
 	if failpoint == nil || name == "" {
 		return nil

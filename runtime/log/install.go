@@ -93,6 +93,7 @@ func (l *Log) Install(snap raft.Snapshot, next func() (e raft.Entry, ok bool, er
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.awaitFlush() // the old head is retired below
 	if err := l.usable(); err != nil {
 		closeStaged()
 		return err

@@ -307,3 +307,61 @@ func TestFlushOffSavePath(t *testing.T) {
 	l = reopen(t, l)
 	assert.Equal(t, want, viewOf(t, l).Entries)
 }
+
+// TestCompactedWaitsForFlushBeforeChoosingSegments checks that a reader of
+// the compacted entries that finds the head being flushed waits before it
+// chooses the segments to read, not after: waiting releases the lock, and a
+// Clean meanwhile replaced and closed a segment it had chosen but not yet
+// referenced ("database not open", seen in CI).
+func TestCompactedWaitsForFlushBeforeChoosingSegments(t *testing.T) {
+	o := testOptions(t.TempDir())
+	o.SegmentSize = 256 << 10 // flushes at 64 KiB pending; Compact seals a head past 64 KiB
+	l := openLog(t, o)
+	next := uint64(1)
+	save := func() {
+		t.Helper()
+		ents := mkEnts(next, next+8, 1)
+		for k := range ents {
+			ents[k].Data = bytes.Repeat([]byte{byte(next) + byte(k)}, 1<<10)
+		}
+		require.NoError(t, l.Save(raft.HardState{Term: 1}, ents))
+		next += 8
+	}
+	for len(segmentFiles(t, o.Dir)) < 2 { // a sealed segment, then a new head
+		require.Less(t, next, uint64(2000))
+		save()
+	}
+	save()
+	require.NoError(t, l.Compact(raft.Snapshot{Meta: raft.SnapshotMeta{Index: next - 1, Term: 1}}))
+	l.mu.RLock()
+	require.Len(t, l.segs, 2)
+	require.False(t, l.segs[1].sealed, "the head holds the compaction point and stays the head")
+	l.mu.RUnlock()
+
+	started, release, waiting := make(chan struct{}), make(chan struct{}), make(chan struct{}, 8)
+	var once sync.Once
+	flushHook = func() { once.Do(func() { close(started) }); <-release }
+	flushWaitHook = func() { waiting <- struct{}{} }
+	t.Cleanup(func() { flushHook, flushWaitHook = nil, nil })
+	for flushing := false; !flushing; { // more entries into the head until a flush starts, and holds
+		save()
+		select {
+		case <-started:
+			flushing = true
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+
+	read := make(chan error, 1)
+	go func() { read <- l.Compacted(func(raft.Entry) error { return nil }) }()
+	select {
+	case <-waiting:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Compacted did not wait for the flush")
+	}
+	st, err := cleanNow(l, func(uint64) bool { return false }) // rewrites the sealed segment
+	require.NoError(t, err)
+	require.Positive(t, st.SegmentsRewritten)
+	close(release)
+	require.NoError(t, <-read)
+}

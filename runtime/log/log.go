@@ -154,6 +154,39 @@ func (l *Log) flushHead() {
 	h.flushed(len(batch), size)
 }
 
+// awaitFlush waits until the flusher is not writing. Callers hold mu for
+// writing and call it before they look at the log's state, never in the
+// middle of a change: waiting releases mu, and the flusher cannot start
+// again until they release it themselves.
+func (l *Log) awaitFlush() {
+	for {
+		n := len(l.segs)
+		if n == 0 || !l.segs[n-1].flushing {
+			return
+		}
+		if flushWaitHook != nil {
+			flushWaitHook()
+		}
+		l.flushDone.Wait()
+	}
+}
+
+// touchesFlush reports whether a Save of entries from idx would change
+// what a flush in progress is writing: a truncation, or sealing the head.
+// A plain append only adds to pending, which the flusher allows. Callers
+// hold mu.
+func (l *Log) touchesFlush(idx uint64) bool {
+	n := len(l.segs)
+	if n == 0 || !l.segs[n-1].flushing {
+		return false
+	}
+	if idx <= l.lastIndex() {
+		return true
+	}
+	size, err := l.segs[n-1].size()
+	return err != nil || size >= l.opts.SegmentSize
+}
+
 // stopFlusher stops the flusher and waits for it. Callers do not hold mu.
 func (l *Log) stopFlusher() {
 	l.stopOnce.Do(func() { close(l.flushStop) })
@@ -264,6 +297,9 @@ func checkBatch(ents []raft.Entry) error {
 // appends ents to the head segment, rolling to a new one if the head is full.
 func (l *Log) write(ents []raft.Entry) error {
 	idx := ents[0].Index
+	if l.touchesFlush(idx) {
+		l.awaitFlush()
+	}
 	l.cache.truncateFrom(idx)
 	if err := l.truncate(idx); err != nil {
 		return err

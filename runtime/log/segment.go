@@ -332,9 +332,15 @@ func (s *segment) append(ents []raft.Entry, flushAt int) (flushDue bool, err err
 }
 
 // waitFlush waits for the flusher to be done with the segment. Callers hold
-// Log.mu for writing.
+// Log.mu for writing; the operations that change a head wait for the
+// flusher before they start (Log.awaitFlush), so this finds it idle — it is
+// the last line of defence, since waiting here releases Log.mu in the
+// middle of a change.
 func (s *segment) waitFlush() {
 	for s.flushing {
+		if flushWaitHook != nil {
+			flushWaitHook()
+		}
 		s.flushDone.Wait()
 	}
 }
