@@ -44,7 +44,7 @@ func (l *Log) Compact(snap raft.Snapshot) error {
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.awaitFlush() // sealing the head below must not wait in the middle
+	l.awaitFlush()                               // sealing the head below must not wait in the middle
 	if err := l.checkCompact(meta); err != nil { // a Save may have truncated entry C meanwhile
 		return err
 	}

@@ -19,7 +19,7 @@ type span struct {
 // runs with no lock and no bolt transaction held, so a slow fn holds up
 // neither Save nor the growth of the head's file.
 func (l *Log) Compacted(fn func(raft.Entry) error) error {
-	l.mu.Lock() // for writing: hold changes the reference counts
+	l.mu.Lock()    // for writing: hold changes the reference counts
 	l.awaitFlush() // before choosing segments: the head may need a flush below
 	if err := l.usable(); err != nil {
 		l.mu.Unlock()
