@@ -315,7 +315,7 @@ func TestFlushOffSavePath(t *testing.T) {
 // referenced ("database not open", seen in CI).
 func TestCompactedWaitsForFlushBeforeChoosingSegments(t *testing.T) {
 	o := testOptions(t.TempDir())
-	o.SegmentSize = 256 << 10 // flushes at 64 KiB pending; Compact seals a head past 64 KiB
+	o.SegmentSize = 1 << 20 // flushes at 256 KiB pending; Compact seals a head past 256 KiB
 	l := openLog(t, o)
 	next := uint64(1)
 	save := func() {
@@ -328,15 +328,16 @@ func TestCompactedWaitsForFlushBeforeChoosingSegments(t *testing.T) {
 		next += 8
 	}
 	for len(segmentFiles(t, o.Dir)) < 2 { // a sealed segment, then a new head
-		require.Less(t, next, uint64(2000))
+		require.Less(t, next, uint64(20000))
 		save()
 	}
 	save()
 	require.NoError(t, l.Compact(raft.Snapshot{Meta: raft.SnapshotMeta{Index: next - 1, Term: 1}}))
 	l.mu.RLock()
-	require.Len(t, l.segs, 2)
-	require.False(t, l.segs[1].sealed, "the head holds the compaction point and stays the head")
+	segs, headSealed := len(l.segs), len(l.segs) == 2 && l.segs[1].sealed
 	l.mu.RUnlock()
+	require.Equal(t, 2, segs)
+	require.False(t, headSealed, "the head holds the compaction point and stays the head")
 
 	started, release, waiting := make(chan struct{}), make(chan struct{}), make(chan struct{}, 8)
 	var once sync.Once
