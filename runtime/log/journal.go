@@ -163,12 +163,8 @@ func (j *journal) grow(size int64) error {
 		return nil
 	}
 	target := j.alloc + (size-j.alloc+j.chunk-1)/j.chunk*j.chunk
-	for off := j.alloc; off < target; {
-		n := min(int64(len(journalZeros)), target-off)
-		if _, err := j.f.WriteAt(journalZeros[:n], off); err != nil {
-			return err
-		}
-		off += n
+	if err := writeZeros(j.f, j.alloc, target); err != nil {
+		return err
 	}
 	if !j.noSync {
 		if err := j.f.Sync(); err != nil { // the size changed: fsync, not fdatasync
@@ -176,6 +172,18 @@ func (j *journal) grow(size int64) error {
 		}
 	}
 	j.alloc = target
+	return nil
+}
+
+// writeZeros writes zeros to f over [from, to).
+func writeZeros(f *os.File, from, to int64) error {
+	for off := from; off < to; {
+		n := min(int64(len(journalZeros)), to-off)
+		if _, err := f.WriteAt(journalZeros[:n], off); err != nil {
+			return err
+		}
+		off += n
+	}
 	return nil
 }
 
@@ -227,9 +235,18 @@ func (j *journal) remove() error {
 
 // appendRecord appends payload framed as a record.
 func appendRecord(b, payload []byte) []byte {
-	b = binary.BigEndian.AppendUint32(b, uint32(len(payload)))
-	b = binary.BigEndian.AppendUint32(b, crc32.Checksum(payload, crcTable))
-	return append(b, payload...)
+	start := len(b)
+	b = append(b, make([]byte, journalRecordHeader)...)
+	return frameRecord(append(b, payload...), start)
+}
+
+// frameRecord fills in the header reserved at b[start:] for the payload
+// that follows it to the end of b.
+func frameRecord(b []byte, start int) []byte {
+	payload := b[start+journalRecordHeader:]
+	binary.BigEndian.PutUint32(b[start:], uint32(len(payload)))
+	binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(payload, crcTable))
+	return b
 }
 
 // appendBatchRecord appends ents, contiguous and ascending, as one record.
@@ -246,13 +263,10 @@ func appendBatchRecord(b []byte, ents []raft.Entry) []byte {
 		b = appendDataLen(b, e.Data)
 		b = append(b, e.Data...)
 	}
-	payload := b[start+journalRecordHeader:]
-	binary.BigEndian.PutUint32(b[start:], uint32(len(payload)))
-	binary.BigEndian.PutUint32(b[start+4:], crc32.Checksum(payload, crcTable))
-	return b
+	return frameRecord(b, start)
 }
 
-// journalContents is what readJournal found.
+// journalContents is what parseJournal found.
 type journalContents struct {
 	first uint64
 	ents  []raft.Entry // the segment's entries, from first on
@@ -284,7 +298,7 @@ func openJournal(path string, first uint64, logID []byte, o *Options) (*journal,
 	if c.torn {
 		// Zero what the cut-short write left, so that the next record is
 		// followed by zeros as the format requires.
-		if _, err := f.WriteAt(make([]byte, int64(len(data))-c.end), c.end); err != nil {
+		if err := writeZeros(f, c.end, int64(len(data))); err != nil {
 			f.Close()
 			return nil, nil, j.errorf("clear a torn record: %w", err)
 		}

@@ -265,6 +265,8 @@ func TestFlushOffSavePath(t *testing.T) {
 	}
 	t.Cleanup(func() { flushHook = nil })
 	l := openLog(t, o)
+	free := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(free) // before the log's cleanup, which waits for the held flush
 	big := func(lo, hi, term uint64) []raft.Entry {
 		ents := mkEnts(lo, hi, term)
 		for k := range ents {
@@ -300,7 +302,7 @@ func TestFlushOffSavePath(t *testing.T) {
 		t.Fatalf("a truncating Save did not wait for the flush (err %v)", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	close(release)
+	free()
 	require.NoError(t, <-done)
 	want := append(all[:2:2], over...)
 	assert.Equal(t, want, viewOf(t, l).Entries)
@@ -344,6 +346,8 @@ func TestCompactedWaitsForFlushBeforeChoosingSegments(t *testing.T) {
 	flushHook = func() { once.Do(func() { close(started) }); <-release }
 	flushWaitHook = func() { waiting <- struct{}{} }
 	t.Cleanup(func() { flushHook, flushWaitHook = nil, nil })
+	free := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(free)                     // before the log's cleanup, which waits for the held flush
 	for flushing := false; !flushing; { // more entries into the head until a flush starts, and holds
 		save()
 		select {
@@ -363,6 +367,6 @@ func TestCompactedWaitsForFlushBeforeChoosingSegments(t *testing.T) {
 	st, err := cleanNow(l, func(uint64) bool { return false }) // rewrites the sealed segment
 	require.NoError(t, err)
 	require.Positive(t, st.SegmentsRewritten)
-	close(release)
+	free()
 	require.NoError(t, <-read)
 }

@@ -180,11 +180,15 @@ func (l *Log) touchesFlush(idx uint64) bool {
 	if n == 0 || !l.segs[n-1].flushing {
 		return false
 	}
-	if idx <= l.lastIndex() {
-		return true
-	}
-	size, err := l.segs[n-1].size()
-	return err != nil || size >= l.opts.SegmentSize
+	full, err := l.full(l.segs[n-1])
+	return idx <= l.lastIndex() || full || err != nil
+}
+
+// full reports whether the head h is at Options.SegmentSize, when the next
+// Save starts a new segment.
+func (l *Log) full(h *segment) (bool, error) {
+	size, err := h.size()
+	return size >= l.opts.SegmentSize, err
 }
 
 // stopFlusher stops the flusher and waits for it. Callers do not hold mu.
@@ -367,11 +371,11 @@ func (l *Log) head(idx uint64) (*segment, error) {
 			if h.empty() {
 				return h, nil
 			}
-			size, err := h.size()
+			full, err := l.full(h)
 			if err != nil {
 				return nil, err
 			}
-			if size < l.opts.SegmentSize {
+			if !full {
 				return h, nil
 			}
 		}
@@ -385,7 +389,6 @@ func (l *Log) head(idx uint64) (*segment, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.flushDone = l.flushDone
 	l.segs = append(l.segs, s)
 	return s, nil
 }

@@ -120,7 +120,6 @@ func (l *Log) load() error {
 		if err != nil {
 			return err
 		}
-		s.flushDone = l.flushDone
 		l.segs = append(l.segs, s)
 	}
 	if err := l.resolveOverlaps(); err != nil {
@@ -188,7 +187,7 @@ func (l *Log) prepareHead() error {
 	if err != nil {
 		return err
 	}
-	h.journal, h.flushDone = j, l.flushDone
+	h.journal = j
 	return nil
 }
 

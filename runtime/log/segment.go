@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 
 	hraft "github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
@@ -56,9 +55,9 @@ type segment struct {
 	sealed bool
 	store  *raftboltdb.BoltStore
 	// journal is the head's journal (see journal.go), nil for every other
-	// segment. A segment with a journal has its bolt file written without
-	// syncs, in transactions of pendingFlush bytes: pending holds the
-	// entries after stored, durable in the journal and not yet in bolt.
+	// segment. A head's entries are durable in the journal first; pending
+	// holds those after stored, not yet written to the bolt file by the
+	// Log's flusher.
 	journal      *journal
 	pending      []raft.Entry
 	pendingBytes int
@@ -66,13 +65,11 @@ type segment struct {
 	// fileBytes is a head's bolt file size as of its last write, so that
 	// deciding whether to roll costs no stat per Save.
 	fileBytes int64
-	// flushing is set while the Log's flusher writes pending entries to
-	// the bolt file without holding Log.mu; whatever changes the bolt file
-	// or drops pending entries first waits for it on flushDone (a condition
-	// on Log.mu), so the flusher only ever races with appends, which only
-	// add to pending.
-	flushing  bool
-	flushDone *sync.Cond
+	// flushing is set while the flusher writes pending entries to the bolt
+	// file without holding Log.mu. Whatever changes the bolt file or drops
+	// pending entries waits for it first (Log.awaitFlush), so the flusher
+	// only ever races with appends, which only add to pending.
+	flushing bool
 	// refs counts readers holding the segment outside Log.mu (Compacted).
 	// A segment leaving the log while referenced is retired: the last
 	// reader closes it.
@@ -309,16 +306,10 @@ const maxPendingFlush = 256 << 10
 
 // append writes ents, which start at last+1: to the journal, durably, and
 // to pending, for the flusher to write to the bolt file once enough have
-// gathered (it reports whether they have); without a journal, in one
-// synced transaction.
+// gathered (it reports whether they have).
 func (s *segment) append(ents []raft.Entry, flushAt int) (flushDue bool, err error) {
-	last := ents[len(ents)-1].Index
-	if s.journal == nil {
-		if err := s.put(ents); err != nil {
-			return false, err
-		}
-		s.last, s.stored = last, last
-		return false, nil
+	if s.journal == nil { // every head gets one when created or at Open
+		return false, s.errorf("append to a segment without a journal (bug)")
 	}
 	if err := s.journal.append(ents); err != nil {
 		return false, err
@@ -327,28 +318,26 @@ func (s *segment) append(ents []raft.Entry, flushAt int) (flushDue bool, err err
 	for k := range ents {
 		s.pendingBytes += len(ents[k].Data) + 32
 	}
-	s.last = last
+	s.last = ents[len(ents)-1].Index
 	return s.pendingBytes >= flushAt, nil
 }
 
-// waitFlush waits for the flusher to be done with the segment. Callers hold
-// Log.mu for writing; the operations that change a head wait for the
-// flusher before they start (Log.awaitFlush), so this finds it idle — it is
-// the last line of defence, since waiting here releases Log.mu in the
-// middle of a change.
-func (s *segment) waitFlush() {
-	for s.flushing {
-		if flushWaitHook != nil {
-			flushWaitHook()
-		}
-		s.flushDone.Wait()
+// checkIdle refuses a change to a segment the flusher is writing. Callers
+// wait for the flusher before they start (Log.awaitFlush) — waiting here
+// would release Log.mu in the middle of their change — so this is a bug.
+func (s *segment) checkIdle() error {
+	if s.flushing {
+		return s.errorf("changed while the flusher writes it (bug)")
 	}
+	return nil
 }
 
 // flush writes the pending entries to the bolt file on the caller's
 // goroutine. Callers hold Log.mu for writing.
 func (s *segment) flush() error {
-	s.waitFlush()
+	if err := s.checkIdle(); err != nil {
+		return err
+	}
 	if len(s.pending) == 0 {
 		return nil
 	}
@@ -380,7 +369,9 @@ func (s *segment) flushed(n int, size int64) {
 // writes its pending entries, syncs its bolt file and deletes the journal,
 // in that order: once the journal is gone the bolt file is the segment.
 func (s *segment) seal(noSync bool) error {
-	s.waitFlush()
+	if err := s.checkIdle(); err != nil {
+		return err
+	}
 	if s.journal != nil {
 		if err := s.flush(); err != nil {
 			return err
@@ -432,7 +423,9 @@ func storeEntries(store *raftboltdb.BoltStore, ents []raft.Entry) error {
 // journal's next record truncates them there too), stored ones in one
 // transaction, synced unless the journal still covers them.
 func (s *segment) truncateFrom(i uint64, noSync bool) error {
-	s.waitFlush()
+	if err := s.checkIdle(); err != nil {
+		return err
+	}
 	if i <= s.stored {
 		if err := s.store.DeleteRange(i, s.stored); err != nil {
 			return s.errorf("delete entries [%d, %d]: %w", i, s.stored, err)
@@ -472,7 +465,9 @@ func (s *segment) statSize() (int64, error) {
 }
 
 func (s *segment) close() error {
-	s.waitFlush()
+	if err := s.checkIdle(); err != nil {
+		return err
+	}
 	var jerr error
 	if s.journal != nil {
 		jerr = s.journal.close()
@@ -487,7 +482,9 @@ func (s *segment) close() error {
 // removal is durable before the caller's next step. The open store keeps
 // working for readers that still hold the segment.
 func (s *segment) unlink(noSync bool) error {
-	s.waitFlush()
+	if err := s.checkIdle(); err != nil {
+		return err
+	}
 	if err := os.Remove(s.path); err != nil {
 		return s.errorf("remove: %w", err)
 	}
