@@ -22,18 +22,8 @@ import (
 // N. Each restarted or resumed member must catch up: a Sequential read
 // pinned to it, once it has applied the leader's commit index, returns N.
 func TestProcesses_KillAndRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three member processes")
-	}
 	start := time.Now()
-	pc := newProcCluster(t, 3, nil)
-	defer func() {
-		if t.Failed() {
-			pc.dumpLogs()
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	pc, ctx := threeProcesses(t)
 	t.Logf("cluster up in %v", time.Since(start).Round(time.Millisecond))
 
 	// Writers: 4 clients (sessions), 2 goroutines each, so each session also
@@ -139,17 +129,7 @@ func TestProcesses_KillAndRestart(t *testing.T) {
 // there until flushed to bolt), elects a leader, goes on, and each
 // acknowledged Add is applied exactly once on every member.
 func TestProcesses_KillAllAndRestart(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts three member processes")
-	}
-	pc := newProcCluster(t, 3, nil)
-	defer func() {
-		if t.Failed() {
-			pc.dumpLogs()
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	pc, ctx := threeProcesses(t)
 	ad := startAdders(t, ctx, pc, 3, 2)
 	ad.waitAcks(300, 20*time.Second, "before the kills")
 	_, before := pc.leader()
@@ -176,4 +156,23 @@ func TestProcesses_KillAllAndRestart(t *testing.T) {
 		require.NoError(t, pc.terminate(id, 10*time.Second), "member %d's exit", id)
 	}
 	pc.checkRaces()
+}
+
+// threeProcesses starts three member processes for a test (skipped with
+// -short), prints their logs if it fails, and gives it a context bounding
+// its calls.
+func threeProcesses(t *testing.T) (*procCluster, context.Context) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts three member processes")
+	}
+	pc := newProcCluster(t, 3, nil)
+	t.Cleanup(func() {
+		if t.Failed() {
+			pc.dumpLogs()
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return pc, ctx
 }
