@@ -45,11 +45,18 @@ type testCluster struct {
 	members map[uint64]*testMember
 	net     *transport.Network // memory transport, or nil for TCP
 	tick    time.Duration
+	cfgFn   func(*Config) // adjusts each member's configuration, if set
 }
 
 // newMemCluster starts n members on an in-memory network with memory logs.
 func newMemCluster(t *testing.T, n int) *testCluster {
-	c := &testCluster{t: t, members: map[uint64]*testMember{}, net: transport.NewNetwork(1), tick: 2 * time.Millisecond}
+	return newMemClusterWith(t, n, 2*time.Millisecond, nil)
+}
+
+// newMemClusterWith is newMemCluster with a tick length and a function that
+// adjusts each member's configuration.
+func newMemClusterWith(t *testing.T, n int, tick time.Duration, cfgFn func(*Config)) *testCluster {
+	c := &testCluster{t: t, members: map[uint64]*testMember{}, net: transport.NewNetwork(1), tick: tick, cfgFn: cfgFn}
 	var ms []raft.Member
 	for i := 1; i <= n; i++ {
 		ms = append(ms, raft.Member{ID: uint64(i), Addr: fmt.Sprintf("mem-%d", i)})
@@ -114,7 +121,7 @@ func (c *testCluster) start(id uint64) {
 	}
 	cfg := raft.DefaultConfig(id, nil)
 	cfg.ElectionTick = 20
-	n, err := Start(Config{
+	ncfg := Config{
 		Raft: cfg, TickInterval: c.tick, Storage: m.store, Transport: m.tr, Peers: m.peers,
 		Apply: func(ents []raft.Entry) []any {
 			size := 0
@@ -127,7 +134,11 @@ func (c *testCluster) start(id uint64) {
 			m.mu.Unlock()
 			return nil
 		},
-	})
+	}
+	if c.cfgFn != nil {
+		c.cfgFn(&ncfg)
+	}
+	n, err := Start(ncfg)
 	require.NoError(c.t, err)
 	m.mu.Lock()
 	m.applied = nil

@@ -17,10 +17,19 @@ func (n *Node) run() {
 	// one iteration did not take (entries to apply beyond MaxApplyBytes):
 	// the loop goes on with it, taking ticks and messages in between.
 	var pending <-chan time.Time
+	// commitDue fires CommitDelay after a commit that followers were not
+	// told of (raft.Config.LazyCommit); nil while none is pending.
+	commitTimer := time.NewTimer(time.Hour)
+	commitTimer.Stop()
+	defer commitTimer.Stop()
+	var commitDue <-chan time.Time
 	for {
 		n.view.newIteration()
 		select {
 		case <-pending:
+		case <-commitDue:
+			commitDue = nil
+			n.r.BroadcastCommit()
 		case <-ticker.C:
 			n.catchUpTicks()
 			n.refreshFirst()
@@ -56,6 +65,10 @@ func (n *Node) run() {
 		pending = nil
 		if n.r.HasReady() {
 			pending = closedTime
+		}
+		if commitDue == nil && n.cfg.Raft.LazyCommit && n.r.CommitPending() {
+			commitTimer.Reset(n.cfg.CommitDelay)
+			commitDue = commitTimer.C
 		}
 	}
 }

@@ -55,6 +55,15 @@ type Config struct {
 	// Entries, which a driver that saves before applying may do (the
 	// default, and what Advance reports).
 	AsyncStorageWrites bool
+	// LazyCommit stops a leader from sending every follower an append the
+	// moment its commit index advances (etcd's behaviour). Under a light
+	// load that append and its acknowledgement double the messages of each
+	// commit, while the next append, moments later, would have carried the
+	// commit index anyway. With it set, followers learn the commit index
+	// from the next append or heartbeat, or when the driver calls
+	// BroadcastCommit — which it should do shortly after CommitPending
+	// turns true, so that followers apply, and serve reads, promptly.
+	LazyCommit bool
 	// Now returns the wall clock in Unix nanoseconds, used to timestamp the
 	// entries the core creates itself (a new leader's NoOp, configuration
 	// changes). Nil leaves them at the previous entry's timestamp.

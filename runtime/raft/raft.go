@@ -609,8 +609,8 @@ func (r *Raft) stepLeader(m Message) {
 				pr.inflight.freeLE(m.Index)
 			}
 			if r.maybeCommit() {
-				r.bcastAppend()
-			} else if pr.sentCommit < min(pr.Match, r.log.committed) {
+				r.commitAdvanced()
+			} else if !r.cfg.LazyCommit && pr.sentCommit < min(pr.Match, r.log.committed) {
 				r.sendAppend(m.From, true)
 			}
 			for r.sendAppend(m.From, false) {
@@ -875,6 +875,52 @@ func (r *Raft) sendSnapshot(to uint64, pr *Progress) {
 	r.send(Message{Type: MsgSnap, To: to, Snapshot: &s})
 	pr.becomeSnapshot(s.Meta.Index)
 	pr.snapshotSince = r.ticks
+}
+
+// commitAdvanced tells followers of a new commit index at once, unless the
+// driver defers that (Config.LazyCommit).
+func (r *Raft) commitAdvanced() {
+	if !r.cfg.LazyCommit {
+		r.bcastAppend()
+	}
+}
+
+// CommitPending reports whether this member leads and some follower it can
+// send to has not been told the commit index up to what it holds: a driver
+// with Config.LazyCommit calls BroadcastCommit soon after.
+func (r *Raft) CommitPending() bool {
+	if r.state != StateLeader {
+		return false
+	}
+	for _, m := range r.config().Members {
+		if r.commitBehind(m) {
+			return true
+		}
+	}
+	return false
+}
+
+// BroadcastCommit sends an append (empty if there is nothing new) to every
+// follower that has not been told the commit index up to what it holds.
+func (r *Raft) BroadcastCommit() {
+	if r.state != StateLeader {
+		return
+	}
+	for _, m := range r.config().Members {
+		if r.commitBehind(m) {
+			r.sendAppend(m.ID, true)
+		}
+	}
+}
+
+// commitBehind reports whether member m holds committed entries it was not
+// told are committed, and an append to it would go out now.
+func (r *Raft) commitBehind(m Member) bool {
+	if m.ID == r.id || m.Type == Reserve {
+		return false
+	}
+	pr := r.prs[m.ID]
+	return pr != nil && !pr.isPaused() && pr.sentCommit < min(pr.Match, r.log.committed)
 }
 
 func (r *Raft) bcastAppend() {

@@ -150,7 +150,7 @@ func (r *Raft) AdvanceWrite(rd Ready) {
 		// The leader acknowledges its own entries only once they are durable.
 		if pr := r.prs[r.id]; pr != nil && pr.maybeUpdate(r.savedIndex()) {
 			if r.maybeCommit() {
-				r.bcastAppend()
+				r.commitAdvanced()
 			}
 		}
 	}
