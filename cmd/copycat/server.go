@@ -35,6 +35,7 @@ type serverOptions struct {
 	httpAddr      string
 	tick          time.Duration
 	electionTicks int
+	commitDelay   time.Duration
 	tlsCert       string
 	tlsKey        string
 	tlsCA         string
@@ -106,6 +107,7 @@ leader, 503 otherwise), /status (JSON) and /metrics (Prometheus).`,
 	f.StringVar(&o.httpAddr, "http", "", "host:port to serve /health, /status and /metrics on (default: off)")
 	f.DurationVar(&o.tick, "tick", 10*time.Millisecond, "Raft tick interval")
 	f.IntVar(&o.electionTicks, "election-ticks", 20, "election timeout in ticks (randomized between N and 2N ticks)")
+	f.DurationVar(&o.commitDelay, "commit-delay", time.Millisecond, "longest a follower waits to learn of a commit when the leader sends nothing else (0: 1 ms; negative: at once)")
 	f.StringVar(&o.tlsCert, "tls-cert", "", "PEM certificate of this member, for mutual TLS (with --tls-key and --tls-ca)")
 	f.StringVar(&o.tlsKey, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&o.tlsCA, "tls-ca", "", "PEM CA bundle that peers' and clients' certificates must chain to")
@@ -325,7 +327,7 @@ func runServer(ctx context.Context, stderr io.Writer, o serverOptions) error {
 	srv, err := server.New(server.Config{
 		ID: o.id, ClusterID: o.clusterID, Addr: o.advertise, Listener: ln, SourceIP: source,
 		DataDir: o.dataDir, TLS: tlsCfg, Peers: join.peerAddrs(),
-		TickInterval: o.tick, ElectionTicks: o.electionTicks, HeartbeatTicks: heartbeatTicks,
+		TickInterval: o.tick, ElectionTicks: o.electionTicks, HeartbeatTicks: heartbeatTicks, CommitDelay: o.commitDelay,
 		MinSessionTimeout: max(time.Second, 2*election),
 		MaxSessionTimeout: max(5*time.Minute, 2*election),
 		Logger:            logger,

@@ -48,6 +48,12 @@ type Config struct {
 	TickInterval   time.Duration
 	ElectionTicks  int
 	HeartbeatTicks int
+	// CommitDelay bounds how long followers may go without learning of a
+	// commit when the leader has nothing else to send them (default 1 ms;
+	// negative: at once). The next append normally carries it, so a leader
+	// under load sends no message of its own per commit; a follower
+	// applies, and answers Sequential reads, up to CommitDelay later.
+	CommitDelay time.Duration
 
 	// MinSessionTimeout and MaxSessionTimeout bound the timeouts clients may
 	// ask for (defaults 1 s and 5 min).

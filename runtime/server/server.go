@@ -170,7 +170,7 @@ func (s *Server) Start() error {
 	cfg.HeartbeatTick = s.cfg.HeartbeatTicks
 	n, err := node.Start(node.Config{
 		Raft: cfg, TickInterval: s.cfg.TickInterval, Storage: s.store, Transport: s.tr,
-		Apply: s.apply, Peers: s.cfg.Peers, Logger: s.cfg.Logger,
+		Apply: s.apply, Peers: s.cfg.Peers, Logger: s.cfg.Logger, CommitDelay: s.cfg.CommitDelay,
 		ApplySnapshot: s.applySnapshot, SnapshotEntries: s.liveEntries, CheckSnapshot: s.checkSnapshot,
 	})
 	if err != nil {
