@@ -617,10 +617,17 @@ func (b *builder) checkNames(src *source, r *Resource) {
 			b.d.errorf(obj.Pos(), "%s clashes with the name the generator writes for resource %s: rename it", n, r.Name)
 		}
 	}
+	ops := map[string]*Op{}
+	for _, op := range r.Ops {
+		ops[op.Name] = op
+	}
 	for _, op := range r.Ops {
 		switch op.Name {
 		case "Resource", "Close", "Delete", "DroppedEvents":
 			b.d.errorf(op.Pos, "operation %s clashes with the method %sClient has for itself: rename it", op.Name, r.Name)
+		}
+		if other := ops["Start"+op.Name]; other != nil && op.Kind == KindCommand {
+			b.d.errorf(other.Pos, "operation %s clashes with the method %sClient has to start command %s: rename one of them", other.Name, r.Name, op.Name)
 		}
 	}
 }

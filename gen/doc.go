@@ -58,7 +58,12 @@
 // snapshot mode, Snapshot/Restore (see Snapshots); the descriptor
 // CounterType; and the client: OpenCounter(ctx, c, name) (*CounterClient,
 // error), a method per operation taking ctx first (queries also take
-// client.QueryOption after their declared consistency), OnCrossed(func(Crossed))
+// client.QueryOption after their declared consistency), a Start method per
+// command (StartAdd(delta) (*client.Call[int64], error): it sends the
+// command and returns at once; the call's Done closes when the outcome is
+// known, for callers that wait on it together with a context or an event
+// without a goroutine of their own — an operation named Start<Command>
+// would clash with it), OnCrossed(func(Crossed))
 // (cancel func()) per event, DroppedEvents, Close, Delete and Resource.
 // An event the client cannot decode (servers running a newer version of the
 // resource) reaches no listener and is counted by DroppedEvents.

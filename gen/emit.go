@@ -599,6 +599,9 @@ func (e *emitter) client(r *Resource) {
 			g.Err().Op("=").Add(mp("Unmarshal")).Call(jen.Id("data"), jen.Op("&").Id("result"))
 			g.Add(ret(jen.Err()))
 		})
+		if op.Kind == KindCommand {
+			e.startMethod(r, op, recv, params[1:], vals)
+		}
 	}
 
 	for _, ev := range r.Events {
@@ -619,4 +622,37 @@ func (e *emitter) client(r *Resource) {
 			))),
 		)
 	}
+}
+
+// startMethod writes Start<Op> for a command: it sends the command and
+// returns a client.Call at once, for callers that wait for the outcome
+// together with something else (a context, an event) without a goroutine
+// of their own. params are the blocking method's, without ctx.
+func (e *emitter) startMethod(r *Resource, op *Op, recv jen.Code, params []jen.Code, vals jen.Dict) {
+	R := r.Name
+	var resT jen.Code = jen.Struct()
+	if op.Result != nil {
+		resT = e.typ(op.Result.Type)
+	}
+	callT := jen.Op("*").Qual(clientPath, "Call").Types(resT)
+	e.f.Add(doc("Start%s sends %s without waiting for its outcome: the call's Done closes\nonce it is known, in program order with this client's other operations,\nand its Result is what %s would have returned.", op.Name, op.Name, op.Name))
+	e.f.Func().Params(recv).Id("Start"+op.Name).Params(params...).Params(callT, jen.Error()).BlockFunc(func(g *jen.Group) {
+		argsID := jen.Nil()
+		if len(op.Params) > 0 {
+			g.List(jen.Id("args"), jen.Err()).Op(":=").Add(mp("Marshal")).Call(jen.Op("&").Id(R + op.Name).Values(vals))
+			g.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err()))
+			argsID = jen.Id("args")
+		}
+		decode := jen.Func().Params(jen.Id("data").Index().Byte()).Params(resT, jen.Error())
+		if op.Result != nil {
+			decode = decode.Block(
+				jen.Var().Id("result").Id(R+op.Name+"Result"),
+				jen.Err().Op(":=").Add(mp("Unmarshal")).Call(jen.Id("data"), jen.Op("&").Id("result")),
+				jen.Return(jen.Id("result").Dot(op.Result.Name), jen.Err()),
+			)
+		} else {
+			decode = decode.Block(jen.Return(jen.Struct().Values(), jen.Nil()))
+		}
+		g.Return(jen.Qual(clientPath, "StartCall").Call(jen.Id("cl").Dot("res"), jen.Id(R+op.Name+"Op"), argsID, decode))
+	})
 }

@@ -416,6 +416,21 @@ func (cl *CounterClient) Add(ctx context.Context, delta int64) (int64, error) {
 	return result.Value, err
 }
 
+// StartAdd sends Add without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Add would have returned.
+func (cl *CounterClient) StartAdd(delta int64) (*client.Call[int64], error) {
+	args, err := msgpack.Marshal(&CounterAdd{Delta: delta})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, CounterAddOp, args, func(data []byte) (int64, error) {
+		var result CounterAddResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Get returns the value. A query does not enter the log; it is
 // linearizable unless the caller asks for another consistency.
 func (cl *CounterClient) Get(ctx context.Context, opts ...client.QueryOption) (int64, error) {
@@ -437,6 +452,17 @@ func (cl *CounterClient) Increment(ctx context.Context) (int64, error) {
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartIncrement sends Increment without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Increment would have returned.
+func (cl *CounterClient) StartIncrement() (*client.Call[int64], error) {
+	return client.StartCall(cl.res, CounterIncrementOp, nil, func(data []byte) (int64, error) {
+		var result CounterIncrementResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // OnCrossed calls f with each Crossed event the instance publishes to this

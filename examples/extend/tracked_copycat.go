@@ -440,6 +440,21 @@ func (cl *TrackedLockClient) Acquire(ctx context.Context, wait time.Duration) (l
 	return result.Value, err
 }
 
+// StartAcquire sends Acquire without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Acquire would have returned.
+func (cl *TrackedLockClient) StartAcquire(wait time.Duration) (*client.Call[lock.Ticket], error) {
+	args, err := msgpack.Marshal(&TrackedLockAcquire{Wait: wait})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, TrackedLockAcquireOp, args, func(data []byte) (lock.Ticket, error) {
+		var result TrackedLockAcquireResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // History returns the remembered holds, oldest first; the last one has a
 // zero To while the lock is held.
 func (cl *TrackedLockClient) History(ctx context.Context, opts ...client.QueryOption) ([]Hold, error) {
@@ -471,6 +486,19 @@ func (cl *TrackedLockClient) Release(ctx context.Context, token uint64) error {
 	}
 	_, err = cl.res.Command(ctx, TrackedLockReleaseOp, args)
 	return err
+}
+
+// StartRelease sends Release without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Release would have returned.
+func (cl *TrackedLockClient) StartRelease(token uint64) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&TrackedLockRelease{Token: token})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, TrackedLockReleaseOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // OnGranted calls f with each Granted event the instance publishes to this

@@ -1456,6 +1456,15 @@ func (cl *VersionedMapClient) Clear(ctx context.Context) error {
 	return err
 }
 
+// StartClear sends Clear without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Clear would have returned.
+func (cl *VersionedMapClient) StartClear() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, VersionedMapClearOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
+}
+
 // CompareAndReplace is dmap.Map's CompareAndReplace, versioned.
 func (cl *VersionedMapClient) CompareAndReplace(ctx context.Context, key string, expect []byte, value []byte, ttl time.Duration) (bool, error) {
 	var result VersionedMapCompareAndReplaceResult
@@ -1474,6 +1483,26 @@ func (cl *VersionedMapClient) CompareAndReplace(ctx context.Context, key string,
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartCompareAndReplace sends CompareAndReplace without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what CompareAndReplace would have returned.
+func (cl *VersionedMapClient) StartCompareAndReplace(key string, expect []byte, value []byte, ttl time.Duration) (*client.Call[bool], error) {
+	args, err := msgpack.Marshal(&VersionedMapCompareAndReplace{
+		Expect: expect,
+		Key:    key,
+		Ttl:    ttl,
+		Value:  value,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, VersionedMapCompareAndReplaceOp, args, func(data []byte) (bool, error) {
+		var result VersionedMapCompareAndReplaceResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // ContainsKey reports whether the key has a value.
@@ -1556,6 +1585,19 @@ func (cl *VersionedMapClient) Listen(ctx context.Context, keys []string) error {
 	return err
 }
 
+// StartListen sends Listen without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Listen would have returned.
+func (cl *VersionedMapClient) StartListen(keys []string) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&VersionedMapListen{Keys: keys})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, VersionedMapListenOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
+}
+
 // Put is dmap.Map's Put, versioned.
 func (cl *VersionedMapClient) Put(ctx context.Context, key string, value []byte, ttl time.Duration) ([]byte, error) {
 	var result VersionedMapPutResult
@@ -1573,6 +1615,25 @@ func (cl *VersionedMapClient) Put(ctx context.Context, key string, value []byte,
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartPut sends Put without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Put would have returned.
+func (cl *VersionedMapClient) StartPut(key string, value []byte, ttl time.Duration) (*client.Call[[]byte], error) {
+	args, err := msgpack.Marshal(&VersionedMapPut{
+		Key:   key,
+		Ttl:   ttl,
+		Value: value,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, VersionedMapPutOp, args, func(data []byte) ([]byte, error) {
+		var result VersionedMapPutResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // PutIfAbsent is dmap.Map's PutIfAbsent, versioned.
@@ -1594,6 +1655,25 @@ func (cl *VersionedMapClient) PutIfAbsent(ctx context.Context, key string, value
 	return result.Value, err
 }
 
+// StartPutIfAbsent sends PutIfAbsent without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what PutIfAbsent would have returned.
+func (cl *VersionedMapClient) StartPutIfAbsent(key string, value []byte, ttl time.Duration) (*client.Call[bool], error) {
+	args, err := msgpack.Marshal(&VersionedMapPutIfAbsent{
+		Key:   key,
+		Ttl:   ttl,
+		Value: value,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, VersionedMapPutIfAbsentOp, args, func(data []byte) (bool, error) {
+		var result VersionedMapPutIfAbsentResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Remove is dmap.Map's Remove; the key's version goes with its value.
 func (cl *VersionedMapClient) Remove(ctx context.Context, key string) ([]byte, error) {
 	var result VersionedMapRemoveResult
@@ -1607,6 +1687,21 @@ func (cl *VersionedMapClient) Remove(ctx context.Context, key string) ([]byte, e
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartRemove sends Remove without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Remove would have returned.
+func (cl *VersionedMapClient) StartRemove(key string) (*client.Call[[]byte], error) {
+	args, err := msgpack.Marshal(&VersionedMapRemove{Key: key})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, VersionedMapRemoveOp, args, func(data []byte) ([]byte, error) {
+		var result VersionedMapRemoveResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // RemoveIfEquals is dmap.Map's RemoveIfEquals; a removed key's version goes
@@ -1628,6 +1723,24 @@ func (cl *VersionedMapClient) RemoveIfEquals(ctx context.Context, key string, ex
 	return result.Value, err
 }
 
+// StartRemoveIfEquals sends RemoveIfEquals without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what RemoveIfEquals would have returned.
+func (cl *VersionedMapClient) StartRemoveIfEquals(key string, expect []byte) (*client.Call[bool], error) {
+	args, err := msgpack.Marshal(&VersionedMapRemoveIfEquals{
+		Expect: expect,
+		Key:    key,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, VersionedMapRemoveIfEqualsOp, args, func(data []byte) (bool, error) {
+		var result VersionedMapRemoveIfEqualsResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Replace is dmap.Map's Replace, versioned.
 func (cl *VersionedMapClient) Replace(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	var result VersionedMapReplaceResult
@@ -1647,6 +1760,25 @@ func (cl *VersionedMapClient) Replace(ctx context.Context, key string, value []b
 	return result.Value, err
 }
 
+// StartReplace sends Replace without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Replace would have returned.
+func (cl *VersionedMapClient) StartReplace(key string, value []byte, ttl time.Duration) (*client.Call[bool], error) {
+	args, err := msgpack.Marshal(&VersionedMapReplace{
+		Key:   key,
+		Ttl:   ttl,
+		Value: value,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, VersionedMapReplaceOp, args, func(data []byte) (bool, error) {
+		var result VersionedMapReplaceResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Size returns the number of keys.
 func (cl *VersionedMapClient) Size(ctx context.Context, opts ...client.QueryOption) (int, error) {
 	var result VersionedMapSizeResult
@@ -1662,6 +1794,15 @@ func (cl *VersionedMapClient) Size(ctx context.Context, opts ...client.QueryOpti
 func (cl *VersionedMapClient) Unlisten(ctx context.Context) error {
 	_, err := cl.res.Command(ctx, VersionedMapUnlistenOp, nil)
 	return err
+}
+
+// StartUnlisten sends Unlisten without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Unlisten would have returned.
+func (cl *VersionedMapClient) StartUnlisten() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, VersionedMapUnlistenOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // Version returns the key's version: the log index of the write that gave

@@ -1354,6 +1354,15 @@ func (cl *MapClient) Clear(ctx context.Context) error {
 	return err
 }
 
+// StartClear sends Clear without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Clear would have returned.
+func (cl *MapClient) StartClear() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, MapClearOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
+}
+
 // CompareAndReplace sets the key's value to value if it holds expect, and
 // reports whether it did.
 func (cl *MapClient) CompareAndReplace(ctx context.Context, key string, expect []byte, value []byte, ttl time.Duration) (bool, error) {
@@ -1373,6 +1382,26 @@ func (cl *MapClient) CompareAndReplace(ctx context.Context, key string, expect [
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartCompareAndReplace sends CompareAndReplace without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what CompareAndReplace would have returned.
+func (cl *MapClient) StartCompareAndReplace(key string, expect []byte, value []byte, ttl time.Duration) (*client.Call[bool], error) {
+	args, err := msgpack.Marshal(&MapCompareAndReplace{
+		Expect: expect,
+		Key:    key,
+		Ttl:    ttl,
+		Value:  value,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, MapCompareAndReplaceOp, args, func(data []byte) (bool, error) {
+		var result MapCompareAndReplaceResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // ContainsKey reports whether the key has a value.
@@ -1455,6 +1484,19 @@ func (cl *MapClient) Listen(ctx context.Context, keys []string) error {
 	return err
 }
 
+// StartListen sends Listen without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Listen would have returned.
+func (cl *MapClient) StartListen(keys []string) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&MapListen{Keys: keys})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, MapListenOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
+}
+
 // Put sets the key's value and returns the value it replaces (nil if
 // none). A positive ttl removes the key once ttl has passed; zero keeps it.
 func (cl *MapClient) Put(ctx context.Context, key string, value []byte, ttl time.Duration) ([]byte, error) {
@@ -1473,6 +1515,25 @@ func (cl *MapClient) Put(ctx context.Context, key string, value []byte, ttl time
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartPut sends Put without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Put would have returned.
+func (cl *MapClient) StartPut(key string, value []byte, ttl time.Duration) (*client.Call[[]byte], error) {
+	args, err := msgpack.Marshal(&MapPut{
+		Key:   key,
+		Ttl:   ttl,
+		Value: value,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, MapPutOp, args, func(data []byte) ([]byte, error) {
+		var result MapPutResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // PutIfAbsent sets the key's value if it has none and reports whether it
@@ -1495,6 +1556,25 @@ func (cl *MapClient) PutIfAbsent(ctx context.Context, key string, value []byte, 
 	return result.Value, err
 }
 
+// StartPutIfAbsent sends PutIfAbsent without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what PutIfAbsent would have returned.
+func (cl *MapClient) StartPutIfAbsent(key string, value []byte, ttl time.Duration) (*client.Call[bool], error) {
+	args, err := msgpack.Marshal(&MapPutIfAbsent{
+		Key:   key,
+		Ttl:   ttl,
+		Value: value,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, MapPutIfAbsentOp, args, func(data []byte) (bool, error) {
+		var result MapPutIfAbsentResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Remove removes the key and returns its value (nil if it had none).
 func (cl *MapClient) Remove(ctx context.Context, key string) ([]byte, error) {
 	var result MapRemoveResult
@@ -1508,6 +1588,21 @@ func (cl *MapClient) Remove(ctx context.Context, key string) ([]byte, error) {
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartRemove sends Remove without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Remove would have returned.
+func (cl *MapClient) StartRemove(key string) (*client.Call[[]byte], error) {
+	args, err := msgpack.Marshal(&MapRemove{Key: key})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, MapRemoveOp, args, func(data []byte) ([]byte, error) {
+		var result MapRemoveResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // RemoveIfEquals removes the key if it holds expect, and reports whether
@@ -1529,6 +1624,24 @@ func (cl *MapClient) RemoveIfEquals(ctx context.Context, key string, expect []by
 	return result.Value, err
 }
 
+// StartRemoveIfEquals sends RemoveIfEquals without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what RemoveIfEquals would have returned.
+func (cl *MapClient) StartRemoveIfEquals(key string, expect []byte) (*client.Call[bool], error) {
+	args, err := msgpack.Marshal(&MapRemoveIfEquals{
+		Expect: expect,
+		Key:    key,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, MapRemoveIfEqualsOp, args, func(data []byte) (bool, error) {
+		var result MapRemoveIfEqualsResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Replace sets the key's value if it has one and reports whether it did.
 func (cl *MapClient) Replace(ctx context.Context, key string, value []byte, ttl time.Duration) (bool, error) {
 	var result MapReplaceResult
@@ -1548,6 +1661,25 @@ func (cl *MapClient) Replace(ctx context.Context, key string, value []byte, ttl 
 	return result.Value, err
 }
 
+// StartReplace sends Replace without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Replace would have returned.
+func (cl *MapClient) StartReplace(key string, value []byte, ttl time.Duration) (*client.Call[bool], error) {
+	args, err := msgpack.Marshal(&MapReplace{
+		Key:   key,
+		Ttl:   ttl,
+		Value: value,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, MapReplaceOp, args, func(data []byte) (bool, error) {
+		var result MapReplaceResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Size returns the number of keys.
 func (cl *MapClient) Size(ctx context.Context, opts ...client.QueryOption) (int, error) {
 	var result MapSizeResult
@@ -1563,6 +1695,15 @@ func (cl *MapClient) Size(ctx context.Context, opts ...client.QueryOption) (int,
 func (cl *MapClient) Unlisten(ctx context.Context) error {
 	_, err := cl.res.Command(ctx, MapUnlistenOp, nil)
 	return err
+}
+
+// StartUnlisten sends Unlisten without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Unlisten would have returned.
+func (cl *MapClient) StartUnlisten() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, MapUnlistenOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // OnChanged calls f with each Changed event the instance publishes to this

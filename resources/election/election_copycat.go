@@ -486,6 +486,21 @@ func (cl *ElectionClient) Campaign(ctx context.Context, candidate string) (Ticke
 	return result.Value, err
 }
 
+// StartCampaign sends Campaign without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Campaign would have returned.
+func (cl *ElectionClient) StartCampaign(candidate string) (*client.Call[Ticket], error) {
+	args, err := msgpack.Marshal(&ElectionCampaign{Candidate: candidate})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, ElectionCampaignOp, args, func(data []byte) (Ticket, error) {
+		var result ElectionCampaignResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Leader reports the leader, its term and value, and the number of
 // waiting candidates.
 func (cl *ElectionClient) Leader(ctx context.Context, opts ...client.QueryOption) (LeaderInfo, error) {
@@ -505,6 +520,15 @@ func (cl *ElectionClient) Listen(ctx context.Context) error {
 	return err
 }
 
+// StartListen sends Listen without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Listen would have returned.
+func (cl *ElectionClient) StartListen() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, ElectionListenOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
+}
+
 // Proclaim sets the leader's value. The calling session must lead under
 // the given term; otherwise ErrNotLeader, and nothing changes.
 func (cl *ElectionClient) Proclaim(ctx context.Context, term uint64, value []byte) error {
@@ -519,6 +543,22 @@ func (cl *ElectionClient) Proclaim(ctx context.Context, term uint64, value []byt
 	return err
 }
 
+// StartProclaim sends Proclaim without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Proclaim would have returned.
+func (cl *ElectionClient) StartProclaim(term uint64, value []byte) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&ElectionProclaim{
+		Term:  term,
+		Value: value,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, ElectionProclaimOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
+}
+
 // Resign withdraws the calling session's campaign of the given term: a
 // leader steps down (and the next waiting candidate is elected), a waiting
 // candidate leaves the queue.
@@ -531,10 +571,32 @@ func (cl *ElectionClient) Resign(ctx context.Context, term uint64) error {
 	return err
 }
 
+// StartResign sends Resign without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Resign would have returned.
+func (cl *ElectionClient) StartResign(term uint64) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&ElectionResign{Term: term})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, ElectionResignOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
+}
+
 // Unlisten stops Changed events to the calling session.
 func (cl *ElectionClient) Unlisten(ctx context.Context) error {
 	_, err := cl.res.Command(ctx, ElectionUnlistenOp, nil)
 	return err
+}
+
+// StartUnlisten sends Unlisten without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Unlisten would have returned.
+func (cl *ElectionClient) StartUnlisten() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, ElectionUnlistenOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // OnChanged calls f with each Changed event the instance publishes to this

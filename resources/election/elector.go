@@ -11,7 +11,6 @@ import (
 
 	"github.com/copycat-go/copycat/runtime"
 	"github.com/copycat-go/copycat/runtime/client"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Term identifies one leadership: the log index of the Campaign request
@@ -151,8 +150,9 @@ func (e *Elector) Campaign(ctx context.Context, candidate string) (Term, error) 
 	// The command runs to completion even if ctx ends: only its answer says
 	// which campaign to withdraw. It is started, not called, so that its
 	// answer wakes this goroutine directly.
-	p, err := e.startCampaign(candidate)
+	call, err := e.ec.StartCampaign(candidate)
 	if err != nil {
+		err = fmt.Errorf("election: campaign in %q: %w", e.Name(), err)
 		e.mu.Lock()
 		e.pending--
 		e.forgetEarlyLocked()
@@ -160,11 +160,10 @@ func (e *Elector) Campaign(ctx context.Context, candidate string) (Term, error) 
 		return 0, err
 	}
 	select {
-	case <-p.Done():
+	case <-call.Done():
 	case <-ctx.Done():
 		go func() {
-			<-p.Done()
-			t, err := ticketOf(p)
+			t, err := call.Result()
 			e.mu.Lock()
 			e.pending--
 			e.forgetEarlyLocked()
@@ -176,7 +175,7 @@ func (e *Elector) Campaign(ctx context.Context, candidate string) (Term, error) 
 		return 0, ctx.Err()
 	}
 
-	t, err := ticketOf(p)
+	t, err := call.Result()
 	e.mu.Lock()
 	e.pending--
 	if err != nil {
@@ -228,32 +227,6 @@ func (e *Elector) Campaign(ctx context.Context, candidate string) (Term, error) 
 			}
 		}
 	}
-}
-
-// startCampaign sends a Campaign without waiting for its answer.
-func (e *Elector) startCampaign(candidate string) (*client.Pending, error) {
-	args, err := msgpack.Marshal(&ElectionCampaign{Candidate: candidate})
-	if err != nil {
-		return nil, fmt.Errorf("election: encode campaign: %w", err)
-	}
-	p, err := e.ec.Resource().Start(ElectionCampaignOp, args)
-	if err != nil {
-		return nil, fmt.Errorf("election: campaign in %q: %w", e.Name(), err)
-	}
-	return p, nil
-}
-
-// ticketOf returns the answer of a Campaign whose outcome is known.
-func ticketOf(p *client.Pending) (Ticket, error) {
-	data, err := p.Result()
-	if err != nil {
-		return Ticket{}, err
-	}
-	var r ElectionCampaignResult
-	if err := msgpack.Unmarshal(data, &r); err != nil {
-		return Ticket{}, fmt.Errorf("election: decode campaign answer: %w", err)
-	}
-	return r.Value, nil
 }
 
 // forgetEarlyLocked drops events kept for answers no longer awaited.

@@ -432,6 +432,24 @@ func (cl *GroupClient) Join(ctx context.Context, memberID string, metadata []byt
 	return result.Value, err
 }
 
+// StartJoin sends Join without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Join would have returned.
+func (cl *GroupClient) StartJoin(memberID string, metadata []byte) (*client.Call[Member], error) {
+	args, err := msgpack.Marshal(&GroupJoin{
+		MemberID: memberID,
+		Metadata: metadata,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, GroupJoinOp, args, func(data []byte) (Member, error) {
+		var result GroupJoinResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Leave removes the calling session's member with the given ID.
 func (cl *GroupClient) Leave(ctx context.Context, memberID string) error {
 	args, err := msgpack.Marshal(&GroupLeave{MemberID: memberID})
@@ -442,11 +460,33 @@ func (cl *GroupClient) Leave(ctx context.Context, memberID string) error {
 	return err
 }
 
+// StartLeave sends Leave without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Leave would have returned.
+func (cl *GroupClient) StartLeave(memberID string) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&GroupLeave{MemberID: memberID})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, GroupLeaveOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
+}
+
 // Listen makes the calling session receive a Changed event for every join,
 // update and leave, until Unlisten or the end of the session.
 func (cl *GroupClient) Listen(ctx context.Context) error {
 	_, err := cl.res.Command(ctx, GroupListenOp, nil)
 	return err
+}
+
+// StartListen sends Listen without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Listen would have returned.
+func (cl *GroupClient) StartListen() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, GroupListenOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // Members lists the current members in the order of their Index.
@@ -464,6 +504,15 @@ func (cl *GroupClient) Members(ctx context.Context, opts ...client.QueryOption) 
 func (cl *GroupClient) Unlisten(ctx context.Context) error {
 	_, err := cl.res.Command(ctx, GroupUnlistenOp, nil)
 	return err
+}
+
+// StartUnlisten sends Unlisten without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Unlisten would have returned.
+func (cl *GroupClient) StartUnlisten() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, GroupUnlistenOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // OnChanged calls f with each Changed event the instance publishes to this

@@ -362,6 +362,21 @@ func (cl *LockClient) Acquire(ctx context.Context, wait time.Duration) (Ticket, 
 	return result.Value, err
 }
 
+// StartAcquire sends Acquire without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Acquire would have returned.
+func (cl *LockClient) StartAcquire(wait time.Duration) (*client.Call[Ticket], error) {
+	args, err := msgpack.Marshal(&LockAcquire{Wait: wait})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, LockAcquireOp, args, func(data []byte) (Ticket, error) {
+		var result LockAcquireResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Holder reports the holder and the length of the queue.
 func (cl *LockClient) Holder(ctx context.Context, opts ...client.QueryOption) (HolderInfo, error) {
 	var result LockHolderResult
@@ -384,6 +399,19 @@ func (cl *LockClient) Release(ctx context.Context, token uint64) error {
 	}
 	_, err = cl.res.Command(ctx, LockReleaseOp, args)
 	return err
+}
+
+// StartRelease sends Release without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Release would have returned.
+func (cl *LockClient) StartRelease(token uint64) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&LockRelease{Token: token})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, LockReleaseOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // OnGranted calls f with each Granted event the instance publishes to this

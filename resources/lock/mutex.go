@@ -11,7 +11,6 @@ import (
 
 	"github.com/copycat-go/copycat/runtime"
 	"github.com/copycat-go/copycat/runtime/client"
-	"github.com/vmihailenco/msgpack/v5"
 )
 
 // Token is a fencing token: the log index of the request that was granted
@@ -170,8 +169,9 @@ func (m *Mutex) acquire(ctx context.Context, wait time.Duration) (Token, bool, e
 	// The command runs to completion even if ctx ends: only its answer says
 	// which request to withdraw. It is started, not called, so that its
 	// answer wakes this goroutine directly.
-	p, err := m.startAcquire(wait)
+	call, err := m.lc.StartAcquire(wait)
 	if err != nil {
+		err = fmt.Errorf("lock: acquire %q: %w", m.Name(), err)
 		m.mu.Lock()
 		m.pending--
 		m.forgetEarlyLocked()
@@ -179,11 +179,10 @@ func (m *Mutex) acquire(ctx context.Context, wait time.Duration) (Token, bool, e
 		return 0, false, err
 	}
 	select {
-	case <-p.Done():
+	case <-call.Done():
 	case <-ctx.Done():
 		go func() {
-			<-p.Done()
-			t, err := ticketOf(p)
+			t, err := call.Result()
 			m.mu.Lock()
 			m.pending--
 			m.forgetEarlyLocked()
@@ -195,7 +194,7 @@ func (m *Mutex) acquire(ctx context.Context, wait time.Duration) (Token, bool, e
 		return 0, false, ctx.Err()
 	}
 
-	t, err := ticketOf(p)
+	t, err := call.Result()
 	m.mu.Lock()
 	m.pending--
 	if err != nil {
@@ -255,32 +254,6 @@ func (m *Mutex) acquire(ctx context.Context, wait time.Duration) (Token, bool, e
 			}
 		}
 	}
-}
-
-// startAcquire sends an Acquire without waiting for its answer.
-func (m *Mutex) startAcquire(wait time.Duration) (*client.Pending, error) {
-	args, err := msgpack.Marshal(&LockAcquire{Wait: wait})
-	if err != nil {
-		return nil, fmt.Errorf("lock: encode acquire: %w", err)
-	}
-	p, err := m.lc.Resource().Start(LockAcquireOp, args)
-	if err != nil {
-		return nil, fmt.Errorf("lock: acquire %q: %w", m.Name(), err)
-	}
-	return p, nil
-}
-
-// ticketOf returns the answer of an Acquire whose outcome is known.
-func ticketOf(p *client.Pending) (Ticket, error) {
-	data, err := p.Result()
-	if err != nil {
-		return Ticket{}, err
-	}
-	var r LockAcquireResult
-	if err := msgpack.Unmarshal(data, &r); err != nil {
-		return Ticket{}, fmt.Errorf("lock: decode acquire answer: %w", err)
-	}
-	return r.Value, nil
 }
 
 // forgetEarlyLocked drops outcomes kept for answers no longer awaited

@@ -612,6 +612,21 @@ func (cl *LongClient) AddAndGet(ctx context.Context, delta int64) (int64, error)
 	return result.Value, err
 }
 
+// StartAddAndGet sends AddAndGet without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what AddAndGet would have returned.
+func (cl *LongClient) StartAddAndGet(delta int64) (*client.Call[int64], error) {
+	args, err := msgpack.Marshal(&LongAddAndGet{Delta: delta})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, LongAddAndGetOp, args, func(data []byte) (int64, error) {
+		var result LongAddAndGetResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // CompareAndSet sets the value to update if it equals expect, and reports
 // whether it did.
 func (cl *LongClient) CompareAndSet(ctx context.Context, expect int64, update int64) (bool, error) {
@@ -629,6 +644,24 @@ func (cl *LongClient) CompareAndSet(ctx context.Context, expect int64, update in
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartCompareAndSet sends CompareAndSet without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what CompareAndSet would have returned.
+func (cl *LongClient) StartCompareAndSet(expect int64, update int64) (*client.Call[bool], error) {
+	args, err := msgpack.Marshal(&LongCompareAndSet{
+		Expect: expect,
+		Update: update,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, LongCompareAndSetOp, args, func(data []byte) (bool, error) {
+		var result LongCompareAndSetResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // Get returns the current value.
@@ -657,6 +690,21 @@ func (cl *LongClient) GetAndAdd(ctx context.Context, delta int64) (int64, error)
 	return result.Value, err
 }
 
+// StartGetAndAdd sends GetAndAdd without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what GetAndAdd would have returned.
+func (cl *LongClient) StartGetAndAdd(delta int64) (*client.Call[int64], error) {
+	args, err := msgpack.Marshal(&LongGetAndAdd{Delta: delta})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, LongGetAndAddOp, args, func(data []byte) (int64, error) {
+		var result LongGetAndAddResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // IncrementAndGet adds one and returns the new value.
 func (cl *LongClient) IncrementAndGet(ctx context.Context) (int64, error) {
 	var result LongIncrementAndGetResult
@@ -668,6 +716,17 @@ func (cl *LongClient) IncrementAndGet(ctx context.Context) (int64, error) {
 	return result.Value, err
 }
 
+// StartIncrementAndGet sends IncrementAndGet without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what IncrementAndGet would have returned.
+func (cl *LongClient) StartIncrementAndGet() (*client.Call[int64], error) {
+	return client.StartCall(cl.res, LongIncrementAndGetOp, nil, func(data []byte) (int64, error) {
+		var result LongIncrementAndGetResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Set replaces the value.
 func (cl *LongClient) Set(ctx context.Context, value int64) error {
 	args, err := msgpack.Marshal(&LongSet{Value: value})
@@ -676,4 +735,17 @@ func (cl *LongClient) Set(ctx context.Context, value int64) error {
 	}
 	_, err = cl.res.Command(ctx, LongSetOp, args)
 	return err
+}
+
+// StartSet sends Set without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Set would have returned.
+func (cl *LongClient) StartSet(value int64) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&LongSet{Value: value})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, LongSetOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }

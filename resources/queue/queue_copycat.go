@@ -666,6 +666,17 @@ func (cl *QueueClient) Await(ctx context.Context) (Ticket, error) {
 	return result.Value, err
 }
 
+// StartAwait sends Await without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Await would have returned.
+func (cl *QueueClient) StartAwait() (*client.Call[Ticket], error) {
+	return client.StartCall(cl.res, QueueAwaitOp, nil, func(data []byte) (Ticket, error) {
+		var result QueueAwaitResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Offer appends value to the queue, or hands it to the first waiting taker.
 // It reports whether it was handed over.
 func (cl *QueueClient) Offer(ctx context.Context, value []byte) (bool, error) {
@@ -680,6 +691,21 @@ func (cl *QueueClient) Offer(ctx context.Context, value []byte) (bool, error) {
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartOffer sends Offer without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Offer would have returned.
+func (cl *QueueClient) StartOffer(value []byte) (*client.Call[bool], error) {
+	args, err := msgpack.Marshal(&QueueOffer{Value: value})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, QueueOfferOp, args, func(data []byte) (bool, error) {
+		var result QueueOfferResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // Peek returns the head of the queue without removing it.
@@ -702,6 +728,17 @@ func (cl *QueueClient) Poll(ctx context.Context) (Element, error) {
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartPoll sends Poll without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Poll would have returned.
+func (cl *QueueClient) StartPoll() (*client.Call[Element], error) {
+	return client.StartCall(cl.res, QueuePollOp, nil, func(data []byte) (Element, error) {
+		var result QueuePollResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // Size returns the number of elements in the queue.
@@ -741,6 +778,21 @@ func (cl *QueueClient) Withdraw(ctx context.Context, token uint64) (bool, error)
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartWithdraw sends Withdraw without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Withdraw would have returned.
+func (cl *QueueClient) StartWithdraw(token uint64) (*client.Call[bool], error) {
+	args, err := msgpack.Marshal(&QueueWithdraw{Token: token})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, QueueWithdrawOp, args, func(data []byte) (bool, error) {
+		var result QueueWithdrawResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // OnDelivered calls f with each Delivered event the instance publishes to this

@@ -695,10 +695,37 @@ func (cl *SetClient) Add(ctx context.Context, value string, ttl time.Duration) (
 	return result.Value, err
 }
 
+// StartAdd sends Add without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Add would have returned.
+func (cl *SetClient) StartAdd(value string, ttl time.Duration) (*client.Call[bool], error) {
+	args, err := msgpack.Marshal(&SetAdd{
+		Ttl:   ttl,
+		Value: value,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, SetAddOp, args, func(data []byte) (bool, error) {
+		var result SetAddResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Clear removes every member, publishing a Removed event for each.
 func (cl *SetClient) Clear(ctx context.Context) error {
 	_, err := cl.res.Command(ctx, SetClearOp, nil)
 	return err
+}
+
+// StartClear sends Clear without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Clear would have returned.
+func (cl *SetClient) StartClear() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, SetClearOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // Contains reports whether value is in the set.
@@ -721,6 +748,15 @@ func (cl *SetClient) Contains(ctx context.Context, value string, opts ...client.
 func (cl *SetClient) Listen(ctx context.Context) error {
 	_, err := cl.res.Command(ctx, SetListenOp, nil)
 	return err
+}
+
+// StartListen sends Listen without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Listen would have returned.
+func (cl *SetClient) StartListen() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, SetListenOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // Members returns up to limit members (MaxPage if limit is not in
@@ -757,6 +793,21 @@ func (cl *SetClient) Remove(ctx context.Context, value string) (bool, error) {
 	return result.Value, err
 }
 
+// StartRemove sends Remove without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Remove would have returned.
+func (cl *SetClient) StartRemove(value string) (*client.Call[bool], error) {
+	args, err := msgpack.Marshal(&SetRemove{Value: value})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, SetRemoveOp, args, func(data []byte) (bool, error) {
+		var result SetRemoveResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Size returns the number of members.
 func (cl *SetClient) Size(ctx context.Context, opts ...client.QueryOption) (int, error) {
 	var result SetSizeResult
@@ -772,6 +823,15 @@ func (cl *SetClient) Size(ctx context.Context, opts ...client.QueryOption) (int,
 func (cl *SetClient) Unlisten(ctx context.Context) error {
 	_, err := cl.res.Command(ctx, SetUnlistenOp, nil)
 	return err
+}
+
+// StartUnlisten sends Unlisten without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Unlisten would have returned.
+func (cl *SetClient) StartUnlisten() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, SetUnlistenOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // OnChanged calls f with each Changed event the instance publishes to this

@@ -644,6 +644,24 @@ func (cl *ValueClient) CompareAndSet(ctx context.Context, expect []byte, update 
 	return result.Value, err
 }
 
+// StartCompareAndSet sends CompareAndSet without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what CompareAndSet would have returned.
+func (cl *ValueClient) StartCompareAndSet(expect []byte, update []byte) (*client.Call[bool], error) {
+	args, err := msgpack.Marshal(&ValueCompareAndSet{
+		Expect: expect,
+		Update: update,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, ValueCompareAndSetOp, args, func(data []byte) (bool, error) {
+		var result ValueCompareAndSetResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Get returns the value, or nil if it is unset or expired.
 func (cl *ValueClient) Get(ctx context.Context, opts ...client.QueryOption) ([]byte, error) {
 	var result ValueGetResult
@@ -671,11 +689,35 @@ func (cl *ValueClient) GetAndSet(ctx context.Context, value []byte) ([]byte, err
 	return result.Value, err
 }
 
+// StartGetAndSet sends GetAndSet without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what GetAndSet would have returned.
+func (cl *ValueClient) StartGetAndSet(value []byte) (*client.Call[[]byte], error) {
+	args, err := msgpack.Marshal(&ValueGetAndSet{Value: value})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, ValueGetAndSetOp, args, func(data []byte) ([]byte, error) {
+		var result ValueGetAndSetResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Listen makes the calling session receive Changed events until it calls
 // Unlisten or ends. Listening twice is the same as once.
 func (cl *ValueClient) Listen(ctx context.Context) error {
 	_, err := cl.res.Command(ctx, ValueListenOp, nil)
 	return err
+}
+
+// StartListen sends Listen without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Listen would have returned.
+func (cl *ValueClient) StartListen() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, ValueListenOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // Set replaces the value. A positive ttl makes it expire (become nil) once
@@ -692,10 +734,35 @@ func (cl *ValueClient) Set(ctx context.Context, value []byte, ttl time.Duration)
 	return err
 }
 
+// StartSet sends Set without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Set would have returned.
+func (cl *ValueClient) StartSet(value []byte, ttl time.Duration) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&ValueSet{
+		Ttl:   ttl,
+		Value: value,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, ValueSetOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
+}
+
 // Unlisten stops Changed events to the calling session.
 func (cl *ValueClient) Unlisten(ctx context.Context) error {
 	_, err := cl.res.Command(ctx, ValueUnlistenOp, nil)
 	return err
+}
+
+// StartUnlisten sends Unlisten without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Unlisten would have returned.
+func (cl *ValueClient) StartUnlisten() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, ValueUnlistenOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // OnChanged calls f with each Changed event the instance publishes to this

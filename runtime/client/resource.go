@@ -85,6 +85,38 @@ func (p *Pending) Result() ([]byte, error) {
 	return p.o.resp.Result, nil
 }
 
+// Call is a command started without waiting for its outcome, whose result
+// decodes to T: what a generated client's Start<Operation> method returns.
+type Call[T any] struct {
+	p      *Pending
+	decode func([]byte) (T, error)
+}
+
+// StartCall starts a command as Start does; decode turns its encoded
+// result into a T once it is known.
+func StartCall[T any](r *Resource, op runtime.OpCode, args []byte, decode func([]byte) (T, error)) (*Call[T], error) {
+	p, err := r.Start(op, args)
+	if err != nil {
+		return nil, err
+	}
+	return &Call[T]{p: p, decode: decode}, nil
+}
+
+// Done is closed once the command's outcome is known, as Pending.Done.
+func (c *Call[T]) Done() <-chan struct{} { return c.p.Done() }
+
+// Result returns the command's outcome, as the blocking method would have,
+// waiting for Done to close first.
+func (c *Call[T]) Result() (T, error) {
+	<-c.p.Done()
+	data, err := c.p.Result()
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return c.decode(data)
+}
+
 // Query runs a query at the operation's declared consistency unless an
 // option says otherwise.
 func (r *Resource) Query(ctx context.Context, op runtime.OpCode, args []byte, opts ...QueryOption) ([]byte, error) {

@@ -378,6 +378,21 @@ func (cl *CounterClient) Add(ctx context.Context, delta int64) (int64, error) {
 	return result.Value, err
 }
 
+// StartAdd sends Add without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Add would have returned.
+func (cl *CounterClient) StartAdd(delta int64) (*client.Call[int64], error) {
+	args, err := msgpack.Marshal(&CounterAdd{Delta: delta})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, CounterAddOp, args, func(data []byte) (int64, error) {
+		var result CounterAddResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Get returns the value.
 func (cl *CounterClient) Get(ctx context.Context, opts ...client.QueryOption) (int64, error) {
 	var result CounterGetResult
@@ -393,6 +408,15 @@ func (cl *CounterClient) Get(ctx context.Context, opts ...client.QueryOption) (i
 func (cl *CounterClient) Reset(ctx context.Context) error {
 	_, err := cl.res.Command(ctx, CounterResetOp, nil)
 	return err
+}
+
+// StartReset sends Reset without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Reset would have returned.
+func (cl *CounterClient) StartReset() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, CounterResetOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // OnCrossed calls f with each Crossed event the instance publishes to this

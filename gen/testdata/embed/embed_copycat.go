@@ -389,6 +389,19 @@ func (cl *BoxClient) Set(ctx context.Context, value string) error {
 	return err
 }
 
+// StartSet sends Set without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Set would have returned.
+func (cl *BoxClient) StartSet(value string) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&BoxSet{Value: value})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, BoxSetOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
+}
+
 // Take empties the box.
 func (cl *BoxClient) Take(ctx context.Context) (string, error) {
 	var result BoxTakeResult
@@ -398,6 +411,17 @@ func (cl *BoxClient) Take(ctx context.Context) (string, error) {
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartTake sends Take without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Take would have returned.
+func (cl *BoxClient) StartTake() (*client.Call[string], error) {
+	return client.StartCall(cl.res, BoxTakeOp, nil, func(data []byte) (string, error) {
+		var result BoxTakeResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // OnChanged calls f with each Changed event the instance publishes to this
@@ -933,6 +957,17 @@ func (cl *LabeledClient) Incr(ctx context.Context) (int, error) {
 	return result.Value, err
 }
 
+// StartIncr sends Incr without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Incr would have returned.
+func (cl *LabeledClient) StartIncr() (*client.Call[int], error) {
+	return client.StartCall(cl.res, LabeledIncrOp, nil, func(data []byte) (int, error) {
+		var result LabeledIncrResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Label sets the label.
 func (cl *LabeledClient) Label(ctx context.Context, label string) error {
 	args, err := msgpack.Marshal(&LabeledLabel{Label: label})
@@ -941,6 +976,19 @@ func (cl *LabeledClient) Label(ctx context.Context, label string) error {
 	}
 	_, err = cl.res.Command(ctx, LabeledLabelOp, args)
 	return err
+}
+
+// StartLabel sends Label without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Label would have returned.
+func (cl *LabeledClient) StartLabel(label string) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&LabeledLabel{Label: label})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, LabeledLabelOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // Set sets the value.
@@ -953,6 +1001,19 @@ func (cl *LabeledClient) Set(ctx context.Context, value string) error {
 	return err
 }
 
+// StartSet sends Set without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Set would have returned.
+func (cl *LabeledClient) StartSet(value string) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&LabeledSet{Value: value})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, LabeledSetOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
+}
+
 // Take empties the box.
 func (cl *LabeledClient) Take(ctx context.Context) (string, error) {
 	var result LabeledTakeResult
@@ -962,6 +1023,17 @@ func (cl *LabeledClient) Take(ctx context.Context) (string, error) {
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartTake sends Take without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Take would have returned.
+func (cl *LabeledClient) StartTake() (*client.Call[string], error) {
+	return client.StartCall(cl.res, LabeledTakeOp, nil, func(data []byte) (string, error) {
+		var result LabeledTakeResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // OnChanged calls f with each Changed event the instance publishes to this
@@ -1206,6 +1278,17 @@ func (cl *TallyClient) Incr(ctx context.Context) (int, error) {
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartIncr sends Incr without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Incr would have returned.
+func (cl *TallyClient) StartIncr() (*client.Call[int], error) {
+	return client.StartCall(cl.res, TallyIncrOp, nil, func(data []byte) (int, error) {
+		var result TallyIncrResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // OnChanged calls f with each Changed event the instance publishes to this

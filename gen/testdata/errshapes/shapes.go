@@ -86,3 +86,13 @@ type hidden struct{ X int }
 //
 //copycat:event
 type Bad struct{ C chan int }
+
+// An operation named like the Start method of a command.
+//
+//copycat:command
+func (r *Res) Reset() {}
+
+// StartReset clashes with ResClient.StartReset, which starts Reset.
+//
+//copycat:command
+func (r *Res) StartReset() {}

@@ -323,6 +323,21 @@ func (cl *LogClient) Append(ctx context.Context, line string) (int, error) {
 	return result.Value, err
 }
 
+// StartAppend sends Append without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Append would have returned.
+func (cl *LogClient) StartAppend(line string) (*client.Call[int], error) {
+	args, err := msgpack.Marshal(&LogAppend{Line: line})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, LogAppendOp, args, func(data []byte) (int, error) {
+		var result LogAppendResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Lines returns every line, read from any member.
 func (cl *LogClient) Lines(ctx context.Context, opts ...client.QueryOption) ([]string, error) {
 	var result LogLinesResult

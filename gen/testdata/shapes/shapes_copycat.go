@@ -1036,6 +1036,30 @@ func (cl *StoreClient) Basics(ctx context.Context, b bool, i int, i8 int8, u uin
 	return err
 }
 
+// StartBasics sends Basics without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Basics would have returned.
+func (cl *StoreClient) StartBasics(b bool, i int, i8 int8, u uint16, u64 uint64, f32 float32, f64 float64, str string, r rune, by byte) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&StoreBasics{
+		B:   b,
+		By:  by,
+		F32: f32,
+		F64: f64,
+		I:   i,
+		I8:  i8,
+		R:   r,
+		Str: str,
+		U:   u,
+		U64: u64,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, StoreBasicsOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
+}
+
 // Composite takes user structs, slices, maps, pointers and arrays.
 func (cl *StoreClient) Composite(ctx context.Context, p Point, ps []Point, m map[string]int, ptr *Point, arr [2]uint32) ([]Point, error) {
 	var result StoreCompositeResult
@@ -1055,6 +1079,27 @@ func (cl *StoreClient) Composite(ctx context.Context, p Point, ps []Point, m map
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartComposite sends Composite without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Composite would have returned.
+func (cl *StoreClient) StartComposite(p Point, ps []Point, m map[string]int, ptr *Point, arr [2]uint32) (*client.Call[[]Point], error) {
+	args, err := msgpack.Marshal(&StoreComposite{
+		Arr: arr,
+		M:   m,
+		P:   p,
+		Ps:  ps,
+		Ptr: ptr,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, StoreCompositeOp, args, func(data []byte) ([]Point, error) {
+		var result StoreCompositeResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // Lookup reads a key with the Commit's time at hand.
@@ -1085,6 +1130,22 @@ func (cl *StoreClient) Put(ctx context.Context, key string, value []byte) error 
 	return err
 }
 
+// StartPut sends Put without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Put would have returned.
+func (cl *StoreClient) StartPut(key string, value []byte) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&StorePut{
+		Key:   key,
+		Value: value,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, StorePutOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
+}
+
 // Reserved has parameters named like the client's own variables.
 func (cl *StoreClient) Reserved(ctx context.Context, ctxArg string, errArg int, optsArg bool, resultArg string, argsArg []byte, dataArg map[string]string) error {
 	args, err := msgpack.Marshal(&StoreReserved{
@@ -1100,6 +1161,26 @@ func (cl *StoreClient) Reserved(ctx context.Context, ctxArg string, errArg int, 
 	}
 	_, err = cl.res.Command(ctx, StoreReservedOp, args)
 	return err
+}
+
+// StartReserved sends Reserved without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Reserved would have returned.
+func (cl *StoreClient) StartReserved(ctxArg string, errArg int, optsArg bool, resultArg string, argsArg []byte, dataArg map[string]string) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&StoreReserved{
+		Args:   argsArg,
+		Ctx:    ctxArg,
+		Data:   dataArg,
+		Err:    errArg,
+		Opts:   optsArg,
+		Result: resultArg,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, StoreReservedOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // Size is a linearizable query (the default) returning a point.
@@ -1131,6 +1212,24 @@ func (cl *StoreClient) Sum(ctx context.Context, base int64, more ...int64) (int6
 	return result.Value, err
 }
 
+// StartSum sends Sum without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Sum would have returned.
+func (cl *StoreClient) StartSum(base int64, more ...int64) (*client.Call[int64], error) {
+	args, err := msgpack.Marshal(&StoreSum{
+		Base: base,
+		More: more,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, StoreSumOp, args, func(data []byte) (int64, error) {
+		var result StoreSumResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Times takes time values and a named float, and returns a named result.
 func (cl *StoreClient) Times(ctx context.Context, d time.Duration, at time.Time, temp Celsius) (time.Time, error) {
 	var result StoreTimesResult
@@ -1148,6 +1247,25 @@ func (cl *StoreClient) Times(ctx context.Context, d time.Duration, at time.Time,
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.When, err
+}
+
+// StartTimes sends Times without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Times would have returned.
+func (cl *StoreClient) StartTimes(d time.Duration, at time.Time, temp Celsius) (*client.Call[time.Time], error) {
+	args, err := msgpack.Marshal(&StoreTimes{
+		At:   at,
+		D:    d,
+		Temp: temp,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, StoreTimesOp, args, func(data []byte) (time.Time, error) {
+		var result StoreTimesResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.When, err
+	})
 }
 
 // OnAppended calls f with each Appended event the instance publishes to this

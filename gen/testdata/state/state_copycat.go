@@ -192,6 +192,21 @@ func (cl *JournalClient) Note(ctx context.Context, line string) (int, error) {
 	return result.Value, err
 }
 
+// StartNote sends Note without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Note would have returned.
+func (cl *JournalClient) StartNote(line string) (*client.Call[int], error) {
+	args, err := msgpack.Marshal(&JournalNote{Line: line})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, JournalNoteOp, args, func(data []byte) (int, error) {
+		var result JournalNoteResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Wire codes of Registry: a hash of each name unless set with code=N, so adding an
 // operation or event never renumbers the others.
 const (
@@ -1205,6 +1220,21 @@ func (cl *RegistryClient) Note(ctx context.Context, line string) (int, error) {
 	return result.Value, err
 }
 
+// StartNote sends Note without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Note would have returned.
+func (cl *RegistryClient) StartNote(line string) (*client.Call[int], error) {
+	args, err := msgpack.Marshal(&RegistryNote{Line: line})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, RegistryNoteOp, args, func(data []byte) (int, error) {
+		var result RegistryNoteResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Owner returns the ID of the session owning key, 0 if none.
 func (cl *RegistryClient) Owner(ctx context.Context, key string, opts ...client.QueryOption) (uint64, error) {
 	var result RegistryOwnerResult
@@ -1239,6 +1269,25 @@ func (cl *RegistryClient) Put(ctx context.Context, key string, value string, tag
 	return result.Value, err
 }
 
+// StartPut sends Put without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Put would have returned.
+func (cl *RegistryClient) StartPut(key string, value string, tags []string) (*client.Call[uint64], error) {
+	args, err := msgpack.Marshal(&RegistryPut{
+		Key:   key,
+		Tags:  tags,
+		Value: value,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, RegistryPutOp, args, func(data []byte) (uint64, error) {
+		var result RegistryPutResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Wait queues the calling session; the first waiter holds.
 func (cl *RegistryClient) Wait(ctx context.Context) (int, error) {
 	var result RegistryWaitResult
@@ -1248,6 +1297,17 @@ func (cl *RegistryClient) Wait(ctx context.Context) (int, error) {
 	}
 	err = msgpack.Unmarshal(data, &result)
 	return result.Value, err
+}
+
+// StartWait sends Wait without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Wait would have returned.
+func (cl *RegistryClient) StartWait() (*client.Call[int], error) {
+	return client.StartCall(cl.res, RegistryWaitOp, nil, func(data []byte) (int, error) {
+		var result RegistryWaitResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
 }
 
 // encodeEntry writes a value of type entry in a snapshot: every field by name.

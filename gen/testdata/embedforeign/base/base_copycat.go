@@ -237,10 +237,30 @@ func (cl *LockClient) Acquire(ctx context.Context) (uint64, error) {
 	return result.Value, err
 }
 
+// StartAcquire sends Acquire without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Acquire would have returned.
+func (cl *LockClient) StartAcquire() (*client.Call[uint64], error) {
+	return client.StartCall(cl.res, LockAcquireOp, nil, func(data []byte) (uint64, error) {
+		var result LockAcquireResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Release frees the lock.
 func (cl *LockClient) Release(ctx context.Context) error {
 	_, err := cl.res.Command(ctx, LockReleaseOp, nil)
 	return err
+}
+
+// StartRelease sends Release without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Release would have returned.
+func (cl *LockClient) StartRelease() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, LockReleaseOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // OnAcquired calls f with each Acquired event the instance publishes to this

@@ -361,6 +361,17 @@ func (cl *GuardedClient) Acquire(ctx context.Context) (uint64, error) {
 	return result.Value, err
 }
 
+// StartAcquire sends Acquire without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Acquire would have returned.
+func (cl *GuardedClient) StartAcquire() (*client.Call[uint64], error) {
+	return client.StartCall(cl.res, GuardedAcquireOp, nil, func(data []byte) (uint64, error) {
+		var result GuardedAcquireResult
+		err := msgpack.Unmarshal(data, &result)
+		return result.Value, err
+	})
+}
+
 // Read reads the value.
 func (cl *GuardedClient) Read(ctx context.Context, opts ...client.QueryOption) (int, error) {
 	var result GuardedReadResult
@@ -378,6 +389,15 @@ func (cl *GuardedClient) Release(ctx context.Context) error {
 	return err
 }
 
+// StartRelease sends Release without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Release would have returned.
+func (cl *GuardedClient) StartRelease() (*client.Call[struct{}], error) {
+	return client.StartCall(cl.res, GuardedReleaseOp, nil, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
+}
+
 // Write sets the value.
 func (cl *GuardedClient) Write(ctx context.Context, v int) error {
 	args, err := msgpack.Marshal(&GuardedWrite{V: v})
@@ -386,6 +406,19 @@ func (cl *GuardedClient) Write(ctx context.Context, v int) error {
 	}
 	_, err = cl.res.Command(ctx, GuardedWriteOp, args)
 	return err
+}
+
+// StartWrite sends Write without waiting for its outcome: the call's Done closes
+// once it is known, in program order with this client's other operations,
+// and its Result is what Write would have returned.
+func (cl *GuardedClient) StartWrite(v int) (*client.Call[struct{}], error) {
+	args, err := msgpack.Marshal(&GuardedWrite{V: v})
+	if err != nil {
+		return nil, err
+	}
+	return client.StartCall(cl.res, GuardedWriteOp, args, func(data []byte) (struct{}, error) {
+		return struct{}{}, nil
+	})
 }
 
 // OnAcquired calls f with each Acquired event the instance publishes to this
